@@ -1,0 +1,37 @@
+"""Shared test fixtures: where the real data lives (../shared beside the checkout, as in CI)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout, or $MVINVERSE_SHARED."""
+    return Path(os.environ.get("MVINVERSE_SHARED", REPO_ROOT.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    path = shared_dir()
+    if not path.is_dir():
+        pytest.fail(f"shared data not found at {path}; set MVINVERSE_SHARED")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parity_dir(shared: Path) -> Path:
+    return shared / "parity"
+
+
+@pytest.fixture(scope="session")
+def sevenscenes_dir(shared: Path) -> Path:
+    return shared / "data" / "7scenes-redkitchen"
+
+
+@pytest.fixture(scope="session")
+def room_dir(shared: Path) -> Path:
+    return shared / "data" / "mipnerf360-room"
