@@ -1,0 +1,37 @@
+"""`mvinverse-ros convert`: any supported checkpoint -> a checked .safetensors with its preset."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mvinverse_ros.model.checkpoint import resolve_checkpoint, infer_preset, model_from_state_dict, read_state_dict, save_checkpoint
+from mvinverse_ros.model.errors import ModelError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a .pt/.pth/.bin/.safetensors checkpoint or Hugging Face repo id to .safetensors",
+        description="Strictly checks the weights against the architecture and writes safetensors "
+        "whose metadata records the preset.",
+    )
+    parser.add_argument("source", help="input checkpoint path or Hugging Face repo id (e.g. maddog241/mvinverse)")
+    parser.add_argument("output", help="output .safetensors path")
+    parser.add_argument("--preset", default=None, help="architecture if it cannot be read from the file or inferred")
+    parser.set_defaults(func=convert_command)
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    try:
+        path = resolve_checkpoint(args.source)
+        state_dict, metadata = read_state_dict(path)
+        preset = args.preset or metadata.get("preset") or infer_preset(state_dict)
+        if preset is None:
+            raise ModelError(f"{path}: the weights match no preset; pass --preset to see which keys differ")
+        model = model_from_state_dict(state_dict, preset)
+        save_checkpoint(model, args.output, preset, {"converted_from": str(args.source)})
+    except ModelError as err:
+        print(f"mvinverse-ros convert: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} (preset {preset}, {sum(p.numel() for p in model.parameters()):,} parameters)")
+    return 0

@@ -1,0 +1,39 @@
+"""Multi-head self-attention with optional per-head QK LayerNorm and 2D RoPE."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mvinverse_ros.model.layers.rope import apply_rope
+
+
+class Attention(nn.Module):
+    """qkv projection -> (QK-norm) -> (RoPE) -> scaled-dot-product attention -> output projection.
+
+    Uses torch's fused SDPA (scale 1/sqrt(head_dim), no mask), so long global sequences never
+    materialise the attention matrix on backends that support it.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False, qk_norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps) if qk_norm else None
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps) if qk_norm else None
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x [B, L, dim]; rope = (cos, sin) each [L, head_dim] or None."""
+        batch, length, dim = x.shape
+        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, heads, L, head_dim]
+        if self.q_norm is not None:
+            q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(batch, length, dim))

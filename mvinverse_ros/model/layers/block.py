@@ -1,0 +1,26 @@
+"""Pre-norm transformer block with LayerScale on both residual branches."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mvinverse_ros.model.layers.attention import Attention
+from mvinverse_ros.model.layers.layer_scale import LayerScale
+from mvinverse_ros.model.layers.mlp import Mlp
+
+
+class Block(nn.Module):
+    """x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x)))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_eps: float, qk_norm: bool = False) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qk_norm=qk_norm)
+        self.ls1 = LayerScale(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.ls2 = LayerScale(dim)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x), rope=rope))
+        return x + self.ls2(self.mlp(self.norm2(x)))

@@ -1,0 +1,220 @@
+"""MVInverse: multi-view inverse rendering network (DINOv2 encoder, alternating-attention decoder,
+five DPT heads), split into per-frame, per-window and per-frame-output stages.
+
+forward(images) == run_heads(decode(encode_frames(images))) exactly, so the streaming engine can
+cache the per-frame encoder work and still reproduce the one-shot model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mvinverse_ros.model.config import MVInverseConfig, preset_config
+from mvinverse_ros.model.dpt import DPTHead
+from mvinverse_ros.model.errors import ModelError
+from mvinverse_ros.model.layers import Block, RotaryTable
+from mvinverse_ros.model.resnext import ResNeXt
+from mvinverse_ros.model.vit import VisionTransformer
+
+# Output name -> (channels, activation, fuses ResNeXt detail). Order = reference state-dict order.
+HEADS = {
+    "albedo": (3, "sigmoid", True),
+    "metallic": (1, "sigmoid", False),
+    "roughness": (1, "sigmoid", False),
+    "normal": (3, "tanh", False),
+    "shading": (3, "sigmoid", True),
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class EncodedFrames:
+    """Per-frame encoder outputs, independent of the other frames of a window (cacheable).
+
+    tokens: [F, P, C] normalised DINOv2 patch tokens; detail: the four ResNeXt stage maps
+    [F, ...] (empty without a detail branch); patch_grid: (h, w); image_hw: (H, W) = 14 * grid.
+    """
+
+    tokens: torch.Tensor
+    detail: list[torch.Tensor]
+    patch_grid: tuple[int, int]
+    image_hw: tuple[int, int]
+
+    def index(self, selection) -> "EncodedFrames":
+        """Frames picked by an int, slice, list or index tensor (the frame axis is kept)."""
+        if isinstance(selection, int):
+            selection = [selection]
+        return EncodedFrames(
+            self.tokens[selection], [d[selection] for d in self.detail], self.patch_grid, self.image_hw
+        )
+
+    @staticmethod
+    def cat(parts: list["EncodedFrames"]) -> "EncodedFrames":
+        """Stack frames encoded separately at the same size.
+
+        Raises:
+            ModelError: no parts, or parts encoded at different image sizes.
+        """
+        if not parts:
+            raise ModelError("EncodedFrames.cat needs at least one part")
+        sizes = {part.image_hw for part in parts}
+        if len(sizes) != 1:
+            raise ModelError(f"cannot stack frames encoded at different sizes {sorted(sizes)}")
+        detail = [torch.cat(stage, dim=0) for stage in zip(*(part.detail for part in parts))]
+        return EncodedFrames(
+            torch.cat([part.tokens for part in parts], dim=0), detail, parts[0].patch_grid, parts[0].image_hw
+        )
+
+
+class MVInverse(nn.Module):
+    """The network; parameter names equal the official checkpoint's."""
+
+    def __init__(self, config: MVInverseConfig) -> None:
+        super().__init__()
+        if config.decoder_depth % 2:
+            raise ModelError(f"decoder depth must be even (frame/global pairs), got {config.decoder_depth}")
+        self.config = config
+        self.register_token = nn.Parameter(torch.zeros(1, 1, config.decoder_registers, config.dim))
+        self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.encoder = VisionTransformer(
+            config.patch_size, config.dim, config.encoder_depth, config.encoder_heads, config.mlp_ratio,
+            config.encoder_registers, config.pos_grid,
+        )
+        detail = config.detail
+        self.res_encoder = (
+            ResNeXt(detail.stem_width, detail.planes, detail.blocks, detail.groups, detail.width_per_group)
+            if detail is not None
+            else None
+        )
+        self.decoder = nn.ModuleList(
+            Block(config.dim, config.decoder_heads, config.mlp_ratio, norm_eps=1e-6, qk_norm=True)
+            for _ in range(config.decoder_depth)
+        )
+        detail_channels = list(self.res_encoder.out_channels) if self.res_encoder is not None else None
+        for name, (channels, _, fuses_detail) in HEADS.items():
+            head = DPTHead(
+                2 * config.dim, channels, list(config.head_levels), config.head_features, config.head_out_features,
+                detail_channels if fuses_detail else None, config.patch_size,
+            )
+            self.add_module(f"{name}_head", head)
+        self.rope = RotaryTable(config.rope_base)
+
+    # ---- per frame ---------------------------------------------------------------------------
+    def encode_frames(self, images: torch.Tensor) -> EncodedFrames:
+        """Images [F, 3, H, W] in [0, 1], H and W multiples of the patch size -> EncodedFrames.
+
+        Raises:
+            ModelError: wrong rank/channels or a side that is not a multiple of the patch size.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ModelError(f"encode_frames expects [F, 3, H, W] images, got shape {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        patch = self.config.patch_size
+        if height % patch or width % patch:
+            raise ModelError(f"image size {height}x{width} is not a multiple of the patch size {patch}")
+        normalised = (images - self.image_mean) / self.image_std
+        tokens = self.encoder(normalised)
+        detail = []
+        if self.res_encoder is not None:
+            # Stages at 4x, 2x, 1x and 1/2x the patch grid: resize to 8/7 of the image first.
+            resized = F.interpolate(
+                normalised, size=(height // 7 * 8, width // 7 * 8), mode="bilinear", align_corners=False
+            )
+            detail = self.res_encoder(resized)
+        return EncodedFrames(tokens, detail, (height // patch, width // patch), (height, width))
+
+    # ---- per window --------------------------------------------------------------------------
+    def decode(
+        self, tokens: torch.Tensor, patch_grid: tuple[int, int], all_pairs: bool = False
+    ) -> list[torch.Tensor]:
+        """Alternating frame/global attention over a window.
+
+        Args:
+            tokens: [B, N, P, C] encoder patch tokens of N frames per window.
+            patch_grid: (h, w) with h * w = P.
+            all_pairs: return every (frame block, global block) pair instead of the ones the
+                heads read (for testing).
+        Returns:
+            Pairs [B, N, R + P, 2C] (R register tokens first): the `read_pairs` ones, or all.
+        """
+        batch, frames, num_patches, dim = tokens.shape
+        registers = self.register_token.to(tokens.dtype).expand(batch, frames, -1, -1)
+        x = torch.cat((registers, tokens), dim=2)
+        per_frame = x.shape[2]
+        heads = self.decoder[0].attn.num_heads
+        cos, sin = self.rope(tuple(patch_grid), registers.shape[2], dim // heads, x.device, x.dtype)
+        frame_rope = (cos, sin)
+        window_rope = (cos.repeat(frames, 1), sin.repeat(frames, 1))  # same positions in every frame
+
+        pairs = []
+        for index in range(0, len(self.decoder), 2):
+            x = self.decoder[index](x.reshape(batch * frames, per_frame, dim), rope=frame_rope)
+            frame_out = x.reshape(batch, frames, per_frame, dim)
+            x = self.decoder[index + 1](x.reshape(batch, frames * per_frame, dim), rope=window_rope)
+            x = x.reshape(batch, frames, per_frame, dim)
+            pairs.append(torch.cat((frame_out, x), dim=-1))
+        return pairs if all_pairs else [pairs[i] for i in self.config.read_pairs]
+
+    # ---- per output frame --------------------------------------------------------------------
+    def run_heads(
+        self,
+        pairs: list[torch.Tensor],
+        detail: list[torch.Tensor],
+        image_hw: tuple[int, int],
+        return_logits: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Decoder pairs of some frames -> material maps of those frames.
+
+        Args:
+            pairs: the four read pairs, each [F, R + P, 2C] (frames flattened).
+            detail: the four ResNeXt maps of the same frames (empty without a detail branch).
+            image_hw: (H, W) of the encoded images.
+            return_logits: also return `<name>_logits` [F, C, H, W] (before activation).
+        Returns:
+            albedo/metallic/roughness/normal/shading, each [F, H, W, C]; normal is unit length.
+        """
+        patch = self.config.patch_size
+        grid = (image_hw[0] // patch, image_hw[1] // patch)
+        patch_tokens = [pair[:, self.config.decoder_registers :] for pair in pairs]
+        outputs: dict[str, torch.Tensor] = {}
+        for name, (_, activation, fuses_detail) in HEADS.items():
+            head = getattr(self, f"{name}_head")
+            logits = head(patch_tokens, grid, detail if fuses_detail and detail else None)
+            if return_logits:
+                outputs[f"{name}_logits"] = logits
+            values = torch.sigmoid(logits) if activation == "sigmoid" else torch.tanh(logits)
+            values = values.permute(0, 2, 3, 1)
+            if name == "normal":
+                values = F.normalize(values, p=2, dim=-1, eps=1e-8)
+            outputs[name] = values
+        return outputs
+
+    def forward(self, images: torch.Tensor, return_logits: bool = False) -> dict[str, torch.Tensor]:
+        """Images [B, N, 3, H, W] in [0, 1] -> maps [B, N, H, W, C] (logits [B, N, C, H, W] if asked).
+
+        Raises:
+            ModelError: wrong rank or a side that is not a multiple of the patch size.
+        """
+        if images.ndim != 5:
+            raise ModelError(f"forward expects [B, N, 3, H, W] images, got shape {tuple(images.shape)}")
+        batch, frames = images.shape[:2]
+        encoded = self.encode_frames(images.flatten(0, 1))
+        tokens = encoded.tokens.reshape(batch, frames, *encoded.tokens.shape[1:])
+        pairs = self.decode(tokens, encoded.patch_grid)
+        outputs = self.run_heads([pair.flatten(0, 1) for pair in pairs], encoded.detail, encoded.image_hw,
+                                 return_logits=return_logits)
+        return {name: value.reshape(batch, frames, *value.shape[1:]) for name, value in outputs.items()}
+
+
+def build_model(preset: str = "official") -> MVInverse:
+    """A freshly initialised network of a named preset ("official", "small", "tiny").
+
+    Raises:
+        ModelError: unknown preset.
+    """
+    return MVInverse(preset_config(preset))
