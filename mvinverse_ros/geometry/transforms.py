@@ -55,10 +55,13 @@ def compose(*transforms: np.ndarray) -> np.ndarray:
 
 
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (N, 3) mapped by T (float64 maths, result in the input's float dtype)."""
+    """Points (N, 3) mapped by T (float64 maths, result in the input's float dtype).
+
+    einsum rather than `@`: for (N, 3) x (3, 3) it skips BLAS threading and is several times faster.
+    """
     T = np.asarray(T, dtype=np.float64)
     points = np.asarray(points)
-    out = points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    out = np.einsum("ij,nj->ni", T[:3, :3], points.astype(np.float64)) + T[:3, 3]
     return out.astype(points.dtype if np.issubdtype(points.dtype, np.floating) else np.float64)
 
 
@@ -66,7 +69,7 @@ def rotate_vectors(T: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Directions (N, 3) rotated by T's rotation only (normals, axes)."""
     R = np.asarray(T, dtype=np.float64)[:3, :3]
     vectors = np.asarray(vectors)
-    return (vectors.astype(np.float64) @ R.T).astype(vectors.dtype)
+    return np.einsum("ij,nj->ni", R, vectors.astype(np.float64)).astype(vectors.dtype)
 
 
 def interpolate(T0: np.ndarray, T1: np.ndarray, alpha: float) -> np.ndarray:
