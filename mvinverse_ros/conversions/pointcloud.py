@@ -121,7 +121,7 @@ def cloud_from_msg(msg: Any) -> MaterialCloud:
     points = read_points(msg)
     missing = [name for name, _, _ in CLOUD_FIELDS if name not in points.dtype.names]
     if missing:
-        raise ConversionError(f"PointCloud2 is not a material cloud: no field {', '.join(missing)}")
+        raise ConversionError(f"PointCloud2 is not a material cloud: it lacks {', '.join(missing)}")
 
     def column(*names: str) -> np.ndarray:
         return np.stack([points[n].astype(np.float32) for n in names], axis=1)
