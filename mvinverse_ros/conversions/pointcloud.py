@@ -68,7 +68,7 @@ def pack_cloud(cloud: MaterialCloud) -> np.ndarray:
     points["rgb"] = pack_rgb(cloud.albedo)
     points["roughness"] = cloud.roughness
     points["metallic"] = cloud.metallic
-    points["shading"] = cloud.shading @ LUMINANCE_WEIGHTS
+    points["shading"] = np.einsum("nc,c->n", cloud.shading, LUMINANCE_WEIGHTS)
     points["view_count"] = cloud.view_count
     return points
 

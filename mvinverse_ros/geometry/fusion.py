@@ -140,32 +140,25 @@ class VoxelMap:
 
         Points beyond `extent` or with any non-finite value are dropped and counted.
         """
-        values = np.empty((len(observed), _COLUMNS), dtype=np.float64)
-        values[:, _XYZ] = observed.points
-        values[:, _ALBEDO] = observed.albedo
-        values[:, _NORMAL] = observed.normal
-        values[:, _ROUGH] = observed.roughness
-        values[:, _METAL] = observed.metallic
-        values[:, _SHADING] = observed.shading
-        values[:, _WEIGHT] = 1.0
-        finite = np.all(np.isfinite(values), axis=1)
-        inside = np.zeros_like(finite)
-        inside[finite] = np.linalg.norm(values[finite, _XYZ], axis=1) <= self.extent
+        # One row per attribute channel (14, N): contiguous rows for bincount.
+        channels = np.vstack([observed.points.T, observed.albedo.T, observed.normal.T, observed.roughness[None],
+                              observed.metallic[None], observed.shading.T]).astype(np.float32, copy=False)
+        finite = np.all(np.isfinite(channels), axis=0)
+        inside = finite & (np.einsum("in,in->n", channels[_XYZ], channels[_XYZ]) <= self.extent ** 2)
         self.counters["frames"] += 1
         self.counters["points"] += int(inside.sum())
         self.counters["points_not_finite"] += int((~finite).sum())
         self.counters["points_beyond_extent"] += int((finite & ~inside).sum())
         self._tick += 1
-        values = values[inside]
-        if values.shape[0] == 0:
+        channels = channels[:, inside]
+        if channels.shape[1] == 0:
             return 0
 
-        keys = self._voxel_keys(values[:, _XYZ])
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        frame_keys = keys[starts]
-        frame_sums = np.add.reduceat(values[order], starts, axis=0)
+        frame_keys, inverse = np.unique(self._voxel_keys(channels[_XYZ].T), return_inverse=True)
+        frame_sums = np.empty((frame_keys.shape[0], _COLUMNS))
+        for column, values in enumerate(channels):
+            frame_sums[:, column] = np.bincount(inverse, weights=values, minlength=frame_keys.shape[0])
+        frame_sums[:, _WEIGHT] = np.bincount(inverse, minlength=frame_keys.shape[0])
 
         pos = np.searchsorted(self._keys, frame_keys)
         known = np.zeros(frame_keys.shape[0], dtype=bool)
