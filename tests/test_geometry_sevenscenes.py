@@ -1,6 +1,7 @@
 """Unprojection, poses and fusion on real 7-Scenes RGB-D frames: two views of the kitchen must agree."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -117,3 +118,18 @@ def test_voxel_map_of_two_frames_shares_voxels_and_keeps_materials(fused_pair):
     assert np.all((cloud.albedo >= 0) & (cloud.albedo <= 1))
     np.testing.assert_allclose(np.linalg.norm(cloud.normal, axis=1), 1.0, atol=1e-5)
     assert cloud.points.dtype == np.float32 and np.linalg.norm(cloud.points, axis=1).max() <= FUSION.extent
+
+
+def test_depth_at_another_resolution_than_maps_and_camera(sevenscenes_dir):
+    """320x240 depth, 640x480 camera_info and maps: same surfaces, attributes gathered at pixel centres."""
+    frame, maps = load_frame(sevenscenes_dir, 0)
+    half = Frame(frame.stamp_ns, frame.frame_id, frame.image, frame.camera,
+                 np.ascontiguousarray(frame.depth[::2, ::2]), frame.camera_to_fixed)
+    params = replace(FUSION, pixel_stride=1)
+    coarse = surface_points(half, maps, params, "opencv")
+    full = surface_points(frame, maps, params, "opencv")
+    assert len(coarse) == np.isfinite(half.depth).sum()
+    distance, _ = cKDTree(full.points).query(coarse.points)
+    assert np.median(distance) < 0.005  # half-res pixel centres fall between full-res ones
+    lifted = unproject_depth(half.depth, half.camera, 1, params.max_depth)
+    np.testing.assert_array_equal(coarse.albedo, maps.albedo[2 * lifted.rows + 1, 2 * lifted.cols + 1])
