@@ -14,7 +14,7 @@ from mvinverse_ros.conversions import (
 )
 from mvinverse_ros.conversions.camera_info import camera_info_msg, camera_model_from_msg
 from mvinverse_ros.conversions.images import image_to_rgb
-from mvinverse_ros.conversions.materials import maps_from_msg, material_maps_msg, window_result_msgs
+from mvinverse_ros.conversions.materials import maps_from_msg, window_result_msgs
 from mvinverse_ros.conversions.pointcloud import (
     CLOUD_FIELDS,
     cloud_from_msg,
@@ -104,7 +104,8 @@ def test_point_cloud_fields_are_what_pcl_and_rviz_map_by_name():
     """pcl::PointXYZRGBNormal's fields and RViz's rgb channel, all FLOAT32 x1, non-overlapping."""
     msg = cloud_msg(FACTORY, material_cloud(3), header())
     fields = {f.name: (f.offset, f.datatype, f.count) for f in msg.fields}
-    FLOAT32, UINT32 = STORE.types["sensor_msgs/msg/PointField"].FLOAT32, STORE.types["sensor_msgs/msg/PointField"].UINT32
+    PointField = STORE.types["sensor_msgs/msg/PointField"]
+    FLOAT32, UINT32 = PointField.FLOAT32, PointField.UINT32
     for name in ("x", "y", "z", "rgb", "normal_x", "normal_y", "normal_z", "curvature", "roughness", "metallic",
                  "shading"):
         assert fields[name][1:] == (FLOAT32, 1), name

@@ -81,7 +81,8 @@ def test_two_views_of_the_same_surfaces_agree_within_centimetres(sevenscenes_dir
 @pytest.fixture(scope="module")
 def fused_pair(sevenscenes_dir):
     (frame_a, maps_a), (frame_b, maps_b) = load_frame(sevenscenes_dir, 0), load_frame(sevenscenes_dir, 90)
-    return (frame_a, surface_points(frame_a, maps_a, FUSION, "opencv")), (frame_b, surface_points(frame_b, maps_b, FUSION, "opencv"))
+    pairs = ((frame_a, maps_a), (frame_b, maps_b))
+    return tuple((frame, surface_points(frame, maps, FUSION, "opencv")) for frame, maps in pairs)
 
 
 def test_surface_points_of_two_frames_land_on_each_other(fused_pair):

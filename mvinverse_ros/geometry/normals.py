@@ -24,7 +24,8 @@ def to_optical(normals: np.ndarray, convention: str) -> np.ndarray:
     try:
         signs = _TO_OPTICAL[convention]
     except KeyError:
-        raise ValueError(f"unknown normal convention {convention!r}; expected one of {', '.join(CONVENTIONS)}") from None
+        expected = ", ".join(CONVENTIONS)
+        raise ValueError(f"unknown normal convention {convention!r}; expected one of {expected}") from None
     normals = np.asarray(normals)
     return (normals * signs).astype(normals.dtype if np.issubdtype(normals.dtype, np.floating) else np.float32)
 
