@@ -28,6 +28,9 @@ TUM_INTRINSICS = {
 TUM_DEPTH_PER_METRE = 5000.0   # TUM depth PNGs store 1/5000 m
 SEVEN_SCENES_DEPTH_PER_METRE = 1000.0
 SEVEN_SCENES_WIDTH, SEVEN_SCENES_HEIGHT = 640, 480
+# 7-Scenes frames carry no time; they are stamped from this fixed, non-zero instant (2023-11-14
+# 22:13:20 UTC) so that imports are reproducible and no stamp is 0, which tf reads as "latest".
+SEVEN_SCENES_START_NS = 1_700_000_000 * NS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def camera_from_intrinsics(fx: float, fy: float, cx: float, cy: float, width: in
 
 
 def load_7scenes(folder: Path, fps: float, intrinsics: tuple[float, float, float, float] | None = None) -> RgbdSequence:
-    """A 7-Scenes sequence folder; frames carry no time, so frame i is stamped i / fps.
+    """A 7-Scenes sequence folder; frames carry no time, so frame i is stamped START + i / fps.
 
     Raises:
         BagError: missing or malformed files.
@@ -109,7 +112,7 @@ def load_7scenes(folder: Path, fps: float, intrinsics: tuple[float, float, float
     samples, poses = [], []
     for index, color in enumerate(colors):
         stem = color.name.split(".")[0]
-        stamp = round(index * NS_PER_SECOND / fps)
+        stamp = SEVEN_SCENES_START_NS + round(index * NS_PER_SECOND / fps)
         depth = folder / f"{stem}.depth.png"
         samples.append(RgbdSample(stamp, color, depth if depth.is_file() else None, SEVEN_SCENES_DEPTH_PER_METRE))
         poses.append((stamp, _read_matrix(folder / f"{stem}.pose.txt", (4, 4))))

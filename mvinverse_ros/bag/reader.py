@@ -90,8 +90,9 @@ class BagReader:
         return {c.topic: c.msgtype for c in self._open_reader.connections}
 
     @property
-    def message_count(self) -> int:
-        return self._open_reader.message_count
+    def message_counts(self) -> dict[str, int]:
+        """topic -> number of messages the recording's index lists."""
+        return {topic: info.msgcount for topic, info in self._open_reader.topics.items()}
 
     @property
     def duration_ns(self) -> int:
@@ -104,11 +105,12 @@ class BagReader:
                 return list(getattr(connection.ext, "offered_qos_profiles", []) or [])
         return []
 
-    def messages(self, topics: Collection[str] = ()) -> Iterator[BagMessage]:
+    def messages(self, topics: Collection[str] = (), undecoded: Collection[str] = ()) -> Iterator[BagMessage]:
         """Decoded messages of `topics` (all if empty) in log-time order.
 
         Messages that fail to deserialize (truncated or corrupt CDR) are counted in
-        `skips[UNDECODABLE]` and logged; iteration goes on.
+        `skips[UNDECODABLE]` and logged; iteration goes on. Topics in `undecoded` come back as raw
+        bytes only (`message` None), e.g. to copy them without paying for (or counting) decoding twice.
 
         Raises:
             BagError: the storage itself cannot be read.
@@ -119,6 +121,9 @@ class BagReader:
             return
         try:
             for connection, log_time_ns, raw in reader.messages(connections=connections):
+                if connection.topic in undecoded:
+                    yield BagMessage(connection.topic, connection.msgtype, log_time_ns, None, bytes(raw))
+                    continue
                 try:
                     message = reader.deserialize(raw, connection.msgtype)
                 except AnyReaderError as err:

@@ -12,11 +12,7 @@ import itertools
 from collections import Counter
 from typing import Any, Sequence
 
-
-def stamp_ns(message: Any) -> int:
-    """header.stamp of a ROS message in nanoseconds (rosbags and rclpy messages alike)."""
-    stamp = message.header.stamp
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+from mvinverse_ros.conversions.factory import stamp_to_ns
 
 
 class ApproximateSynchronizer:
@@ -43,7 +39,7 @@ class ApproximateSynchronizer:
 
     def add(self, stream: str, message: Any) -> tuple[Any, ...] | None:
         """Queue `message` of `stream`; returns the matched set (in `streams` order) or None."""
-        stamp = stamp_ns(message)
+        stamp = stamp_to_ns(message.header.stamp)
         queue = self._queues[stream]
         if stamp in queue:
             self.unpaired[stream] += 1  # a repeated stamp replaces the waiting message
