@@ -1,0 +1,142 @@
+"""Windowed inference that pays for each frame's per-frame work once.
+
+In a sliding window each frame is seen by several consecutive windows. The DINOv2 tokens and
+ResNeXt features of a frame do not depend on the other frames, so they are cached per frame
+(keyed by source, stamp and network size) and dropped when the frame leaves its window. Only
+the decoder, whose global attention mixes all frames, runs over the whole window every time;
+the DPT heads run only for the frames that will be published. The result equals a full
+recompute of the window (see tests/test_engine_streaming.py).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+
+import torch
+
+from mvinverse_ros.engine.preprocess import (
+    InferenceError,
+    autocast,
+    images_to_tensor,
+    network_size,
+    outputs_to_maps,
+    resolve_device,
+)
+from mvinverse_ros.params import ModelParams
+from mvinverse_ros.types import Frame, Window, WindowResult
+
+CacheKey = tuple[str, int, tuple[int, int]]
+
+
+def window_network_size(frames: tuple[Frame, ...], long_side: int) -> tuple[int, int]:
+    """The one network size of a window: that of its newest frame (the one a robot publishes)."""
+    newest = frames[-1]
+    return network_size(newest.height, newest.width, long_side)
+
+
+class StreamingEngine:
+    """Runs windows through an MVInverse model, reusing per-frame encoder work across windows.
+
+    Args:
+        model: an MVInverse (see mvinverse_ros.model) in eval mode.
+        device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
+        dtype: 'fp32' | 'bf16' | 'fp16' (autocast on the device).
+        long_side: network input long side in pixels (capped at 1024, floored to multiples of 14).
+
+    Raises:
+        InferenceError: for an unusable device or dtype.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str = "cpu", dtype: str = "fp32", long_side: int = 518):
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        autocast(self.device, dtype)  # validates the name now rather than at the first window
+        network_size(1, 1, long_side)
+        self.long_side = long_side
+        self.model = model.to(self.device).eval()
+        self._on_device = True
+        self._cache: dict[CacheKey, object] = {}
+        self.counters = {"frames_encoded": 0, "cache_hits": 0, "evicted": 0, "windows": 0}
+
+    def run(self, window: Window) -> WindowResult:
+        """Maps for the frames `window.publish` names, at each frame's own resolution.
+
+        Raises:
+            InferenceError: for an empty window, nothing to publish, or a bad image.
+        """
+        if not window.frames:
+            raise InferenceError(f"window {window.window_id} has no frames")
+        if not window.publish:
+            raise InferenceError(f"window {window.window_id} publishes no frame")
+        started = time.perf_counter()
+        if not self._on_device:
+            self.model.to(self.device)
+            self._on_device = True
+        size = window_network_size(window.frames, self.long_side)
+        keys = [(frame.source, frame.stamp_ns, size) for frame in window.frames]
+        self._evict(keep=set(keys), sources={frame.source for frame in window.frames})
+        publish = list(window.publish)
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            encoded = self._encoded(window.frames, keys, size)
+            pairs = self.model.decode(encoded.tokens.unsqueeze(0), encoded.patch_grid)
+            outputs = self.model.run_heads(
+                [pair[0, publish] for pair in pairs], [stage[publish] for stage in encoded.detail], encoded.image_hw
+            )
+        maps = outputs_to_maps(outputs, [(window.frames[i].height, window.frames[i].width) for i in publish])
+        self.counters["windows"] += 1
+        return WindowResult(window=window, maps=tuple(maps), inference_seconds=time.perf_counter() - started)
+
+    def _encoded(self, frames: tuple[Frame, ...], keys: list[CacheKey], size: tuple[int, int]):
+        """EncodedFrames of the whole window; encodes (in one batch) only the frames not cached."""
+        if len(set(keys)) != len(keys):
+            raise InferenceError("window holds two frames with the same source and stamp; cannot tell them apart")
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        self.counters["cache_hits"] += len(keys) - len(missing)
+        if missing:
+            batch = images_to_tensor([frames[i].image for i in missing], size, self.device)
+            fresh = self.model.encode_frames(batch)
+            for j, i in enumerate(missing):
+                self._cache[keys[i]] = fresh.index([j])
+            self.counters["frames_encoded"] += len(missing)
+        cached = [self._cache[key] for key in keys]
+        return type(cached[0]).cat(cached)
+
+    def _evict(self, keep: set[Hashable], sources: set[str]) -> None:
+        """Drop cached frames of these sources that are not in the current window (other cameras keep theirs)."""
+        stale = [key for key in self._cache if key[0] in sources and key not in keep]
+        for key in stale:
+            del self._cache[key]
+        self.counters["evicted"] += len(stale)
+
+    @property
+    def cached_frames(self) -> int:
+        """How many frames' encoder outputs are held."""
+        return len(self._cache)
+
+    def reset(self) -> None:
+        """Forget every cached frame (e.g. after a stream restart)."""
+        self._cache.clear()
+
+    def release(self) -> None:
+        """Drop caches, move the model to the CPU and free cached GPU memory (node deactivation).
+
+        The next `run` moves the model back to the engine's device.
+        """
+        self.reset()
+        self.model.to("cpu")
+        self._on_device = self.device.type == "cpu"
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def engine_from_params(params: ModelParams):
+    """(StreamingEngine, LoadedModel) as the `model.*` parameters describe.
+
+    The caller should warn when `LoadedModel.trained` is False (random weights).
+    """
+    from mvinverse_ros.model import load_model
+
+    device = resolve_device(params.device)
+    loaded = load_model(checkpoint=params.checkpoint, preset=params.preset, device=str(device))
+    engine = StreamingEngine(loaded.model, device=str(device), dtype=params.dtype, long_side=params.long_side)
+    return engine, loaded

@@ -1,0 +1,160 @@
+"""StreamingEngine: cached per-frame work gives the same maps as recomputing every window in full.
+
+Runs the small preset at a reduced long side over real 7-Scenes frames, windowed by the real
+WindowPolicy (keyframes by pose, evictions as the window slides, a reset when the clock jumps back).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mvinverse_ros.bag.datasets import load_7scenes
+from mvinverse_ros.engine.preprocess import InferenceError, images_to_tensor, outputs_to_maps
+from mvinverse_ros.engine.streaming import StreamingEngine, engine_from_params, window_network_size
+from mvinverse_ros.engine.windowing import WindowPolicy
+from mvinverse_ros.inference import predict
+from mvinverse_ros.model import build_model
+from mvinverse_ros.params import load_params
+from mvinverse_ros.types import Frame, Window
+from mvinverse_ros.visualize import MAP_NAMES
+
+LONG_SIDE = 126  # 9x7 patches: fast, still a multi-patch grid with detail features
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small convolutions run ~10x slower with 2 threads when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("small").eval()
+
+
+@pytest.fixture(scope="module")
+def kitchen_frames(sevenscenes_dir):
+    """First 30 real 7-Scenes frames (10 Hz) with their poses."""
+    sequence = load_7scenes(sevenscenes_dir, fps=10.0)
+    poses = dict(sequence.poses)
+    frames = []
+    for sample in sequence.samples[:30]:
+        image = cv2.cvtColor(cv2.imread(str(sample.color_path)), cv2.COLOR_BGR2RGB)
+        frames.append(Frame(sample.stamp_ns, "kitchen_optical", image, camera_to_fixed=poses[sample.stamp_ns]))
+    return frames
+
+
+def full_recompute(model, window: Window, long_side: int):
+    """The official way: every frame of the window through the whole network, then the published ones."""
+    size = window_network_size(window.frames, long_side)
+    images = images_to_tensor([f.image for f in window.frames], size, torch.device("cpu"))
+    with torch.inference_mode():
+        outputs = model(images.unsqueeze(0))
+    publish = list(window.publish)
+    return outputs_to_maps(
+        {name: value[0, publish] for name, value in outputs.items()},
+        [(window.frames[i].height, window.frames[i].width) for i in publish],
+    )
+
+
+def max_abs_diff(maps_a, maps_b) -> float:
+    return max(float(np.abs(getattr(a, n) - getattr(b, n)).max()) for a, b in zip(maps_a, maps_b) for n in MAP_NAMES)
+
+
+def test_streaming_equals_full_recompute_over_a_sliding_sequence(model, kitchen_frames):
+    params = dataclasses.replace(load_params().window, size=3, min_translation=0.01, min_rotation_deg=1.0)
+    policy = WindowPolicy(params)
+    engine = StreamingEngine(model, device="cpu", dtype="fp32", long_side=LONG_SIDE)
+    # The real sequence, then the same frames again from the start (a bag loop: backwards clock).
+    stream = kitchen_frames[:12] + kitchen_frames[:5]
+    windows, worst = [], 0.0
+    for frame in stream:
+        window = policy.push(frame)
+        if window is None:
+            continue
+        result = engine.run(window)
+        assert len(result.maps) == 1 and result.maps[0].albedo.shape == (480, 640, 3)
+        worst = max(worst, max_abs_diff(result.maps, full_recompute(model, window, LONG_SIDE)))
+        assert engine.cached_frames == len(window.frames)
+        windows.append(window)
+    assert policy.counters["resets"] == 1
+    assert len(windows) >= 6
+    assert worst <= 1e-5
+    # Per-frame work ran once per stay in the window: a frame is encoded when the previous window lacked it.
+    expected, previous = 0, set()
+    for window in windows:
+        current = {f.stamp_ns for f in window.frames}
+        expected += len(current - previous)
+        previous = current
+    assert engine.counters["frames_encoded"] == expected < sum(len(w.frames) for w in windows)
+    assert engine.counters["evicted"] > 0
+
+
+def test_publish_all_and_multiple_sources_keep_their_caches(model, kitchen_frames):
+    engine = StreamingEngine(model, long_side=LONG_SIDE)
+    left = tuple(dataclasses.replace(f, source="left") for f in kitchen_frames[0:9:3])
+    right = tuple(dataclasses.replace(f, source="right") for f in kitchen_frames[1:10:3])
+    for window in (Window(0, left, (0, 1, 2)), Window(1, right, (0, 1, 2))):
+        result = engine.run(window)
+        assert max_abs_diff(result.maps, full_recompute(model, window, LONG_SIDE)) <= 1e-5
+    assert engine.cached_frames == 6  # the right camera's window evicted none of the left's frames
+    engine.run(Window(2, left[1:] + (dataclasses.replace(kitchen_frames[12], source="left"),), (2,)))
+    assert engine.counters["frames_encoded"] == 7 and engine.counters["evicted"] == 1
+
+
+def test_reset_and_release_recompute(model, kitchen_frames):
+    engine = StreamingEngine(model, long_side=LONG_SIDE)
+    window = Window(0, tuple(kitchen_frames[:2]), (1,))
+    first = engine.run(window)
+    engine.reset()
+    assert engine.cached_frames == 0
+    engine.release()
+    again = engine.run(window)
+    assert engine.counters["frames_encoded"] == 4
+    assert max_abs_diff(first.maps, again.maps) == 0.0
+
+
+def test_reduced_precision_stays_close(model, kitchen_frames):
+    window = Window(0, tuple(kitchen_frames[:3]), (2,))
+    reference = StreamingEngine(model, long_side=LONG_SIDE).run(window).maps
+    for dtype in ("bf16", "fp16"):
+        maps = StreamingEngine(model, dtype=dtype, long_side=LONG_SIDE).run(window).maps
+        assert all(np.isfinite(getattr(maps[0], n)).all() for n in MAP_NAMES)
+        assert max_abs_diff(maps, reference) < 0.1  # a few bf16 ulps through the network, not garbage
+
+
+def test_bad_windows_are_clear_errors(model, kitchen_frames):
+    engine = StreamingEngine(model, long_side=LONG_SIDE)
+    with pytest.raises(InferenceError, match="no frames"):
+        engine.run(Window(0, (), ()))
+    with pytest.raises(InferenceError, match="same source and stamp"):
+        engine.run(Window(0, (kitchen_frames[0], kitchen_frames[0]), (1,)))
+    with pytest.raises(InferenceError, match="dtype"):
+        StreamingEngine(model, dtype="int8")
+
+
+def test_predict_matches_the_model_on_real_photos(model, room_dir):
+    paths = sorted(room_dir.glob("*.JPG")) + sorted(room_dir.glob("*.jpg"))
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths[:3]]
+    maps = predict(images, model, long_side=LONG_SIDE)
+    assert len(maps) == 3
+    for image, frame_maps in zip(images, maps):
+        assert frame_maps.albedo.shape == image.shape and frame_maps.roughness.shape == image.shape[:2]
+        assert np.linalg.norm(frame_maps.normal, axis=-1) == pytest.approx(1.0, abs=1e-4)
+    frames = tuple(Frame(i, "image", image) for i, image in enumerate(images))
+    assert max_abs_diff(maps, full_recompute(model, Window(0, frames, (0, 1, 2)), LONG_SIDE)) <= 1e-5
+
+
+def test_engine_from_params_builds_the_configured_model():
+    params = dataclasses.replace(load_params().model, preset="tiny", long_side=LONG_SIDE, device="auto")
+    engine, loaded = engine_from_params(params)
+    assert engine.long_side == LONG_SIDE and engine.model is loaded.model
+    assert engine.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
