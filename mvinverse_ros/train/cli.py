@@ -30,6 +30,17 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .trainer import TrainConfig, train
+
+    config = TrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, min_views=args.views[0],
+                         max_views=args.views[1], lr=args.lr, albedo_warmup=args.albedo_warmup, crop=args.crop,
+                         checkpoint_every=args.checkpoint_every, freeze_encoders=args.freeze_encoders, seed=args.seed,
+                         threads=args.threads)
+    train(args.data, args.out, config, resume=args.resume)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `generate`, `train` and `finetune`."""
     gen = subparsers.add_parser("generate", help="render synthetic multi-view scenes with exact material ground truth")
@@ -41,3 +52,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--size", type=_size, default=(112, 84), help="WIDTHxHEIGHT (default 112x84)")
     gen.add_argument("--spp", type=int, default=32, help="samples per pixel (default 32)")
     gen.set_defaults(func=_generate)
+
+    tr = subparsers.add_parser("train", help="supervised training on generated scenes (resumable)")
+    tr.add_argument("data", help="folder of scene_XXXXX.npz from `generate`")
+    tr.add_argument("--out", required=True, help="checkpoint folder (last.safetensors, last.optim.safetensors, log.jsonl)")
+    tr.add_argument("--preset", default="small", help="model preset (small | tiny | official)")
+    tr.add_argument("--steps", type=int, default=1000, help="total optimizer steps")
+    tr.add_argument("--resume", action="store_true", help="continue from --out/last.safetensors")
+    tr.add_argument("--freeze-encoders", action="store_true", help="train only the decoder and heads")
+    tr.add_argument("--batch-size", type=int, default=1)
+    tr.add_argument("--views", type=_views, default=(2, 4), help="views per sample, MIN..MAX (default 2..4)")
+    tr.add_argument("--lr", type=float, default=3e-4)
+    tr.add_argument("--albedo-warmup", type=int, default=200, help="steps of plain albedo MSE before the scale-invariant loss")
+    tr.add_argument("--crop", type=_size, default=None, help="random crop WIDTHxHEIGHT (multiples of 14)")
+    tr.add_argument("--checkpoint-every", type=int, default=25)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a shared CPU)")
+    tr.set_defaults(func=_train)
