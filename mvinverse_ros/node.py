@@ -94,6 +94,7 @@ class PerceptionNode(LifecycleNode):
         self._queue: LatestQueue[Window] | None = None
         self._worker: threading.Thread | None = None
         self._pipeline_lock = threading.Lock()  # process() vs reset() (time jumps)
+        self._busy = threading.Event()          # set while the worker runs a window
         self._publishers: dict[str, Any] = {}
         self._filters: list[Any] = []
         self._synchronizers: list[Any] = []
@@ -343,6 +344,7 @@ class PerceptionNode(LifecycleNode):
     def _work(self, queue: LatestQueue[Window]) -> None:
         """Run windows until the queue closes; one failing window is counted and logged, never fatal."""
         while (window := queue.get()) is not None:
+            self._busy.set()
             try:
                 with self._pipeline_lock:
                     output = self.pipeline.process(window)
@@ -354,6 +356,23 @@ class PerceptionNode(LifecycleNode):
                 self.counters["window_errors"] += 1
                 self.get_logger().error(f"window {window.window_id} failed: {type(err).__name__}: {err}",
                                         throttle_duration_sec=LOG_THROTTLE)
+            finally:
+                self._busy.clear()
+
+    @property
+    def queued_windows(self) -> int:
+        """Windows waiting for the worker (never more than execution.queue_size)."""
+        return len(self._queue) if self._queue is not None else 0
+
+    @property
+    def dropped_windows(self) -> int:
+        """Windows dropped because the worker was behind, or discarded by a time jump."""
+        return self._queue.dropped if self._queue is not None else 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether the worker is running a window right now."""
+        return self._busy.is_set()
 
     def _publish_maps(self, result: WindowResult) -> None:
         """Each published frame's maps; the image topics carry the MaterialMaps' own images."""
@@ -389,7 +408,7 @@ class PerceptionNode(LifecycleNode):
             "inference per window mean (ms)": ms(self._inference.mean(now)),
             "latency stamp->publish mean (ms)": ms(self._latency.mean(now)),
             "latency stamp->publish max (ms)": ms(self._latency.maximum(now)),
-            "windows dropped (worker behind)": str(self._queue.dropped if self._queue else 0),
+            "windows dropped (worker behind)": str(self.dropped_windows),
             "tf failures": str(self.counters["no_transform"]),
         }
         values.update({name: str(count) for name, count in sorted(self.counters.items())})
