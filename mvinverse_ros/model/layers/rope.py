@@ -28,7 +28,9 @@ class RotaryTable:
         """-> (cos, sin), each [num_prefix + h*w, head_dim]."""
         key = (tuple(grid), num_prefix, head_dim, str(device), dtype)
         if key not in self._cache:
-            self._cache[key] = self._tables(grid, num_prefix, head_dim, torch.device(device), dtype)
+            # Plain constant tensors: usable both under inference_mode and in training afterwards.
+            with torch.inference_mode(False), torch.no_grad():
+                self._cache[key] = self._tables(grid, num_prefix, head_dim, torch.device(device), dtype)
         return self._cache[key]
 
     def _tables(
@@ -52,7 +54,11 @@ class RotaryTable:
 
 
 def apply_rope(t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate [..., T, head_dim] by the tables from `RotaryTable` (broadcast over leading axes)."""
+    """Rotate [..., T, head_dim] by the tables from `RotaryTable` (broadcast over leading axes).
+
+    The tables are cast to the token dtype, so q/k keep theirs under autocast.
+    """
+    cos, sin = cos.to(t.dtype), sin.to(t.dtype)
     *lead, head_dim = t.shape
     quarters = t.reshape(*lead, 2, 2, head_dim // 4)  # (row|column half, first|second quarter, ...)
     rotated = torch.stack((-quarters[..., 1, :], quarters[..., 0, :]), dim=-2).reshape(t.shape)
