@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mvinverse_ros.bag.datasets import load_7scenes
-from mvinverse_ros.engine.preprocess import InferenceError, images_to_tensor, outputs_to_maps
-from mvinverse_ros.engine.streaming import StreamingEngine, engine_from_params, window_network_size
+from mvinverse_ros.engine.preprocess import InferenceError
+from mvinverse_ros.engine.streaming import StreamingEngine, engine_from_params, full_recompute
 from mvinverse_ros.engine.windowing import WindowPolicy
 from mvinverse_ros.inference import predict
 from mvinverse_ros.model import build_model
@@ -50,19 +50,6 @@ def kitchen_frames(sevenscenes_dir):
         image = cv2.cvtColor(cv2.imread(str(sample.color_path)), cv2.COLOR_BGR2RGB)
         frames.append(Frame(sample.stamp_ns, "kitchen_optical", image, camera_to_fixed=poses[sample.stamp_ns]))
     return frames
-
-
-def full_recompute(model, window: Window, long_side: int):
-    """The official way: every frame of the window through the whole network, then the published ones."""
-    size = window_network_size(window.frames, long_side)
-    images = images_to_tensor([f.image for f in window.frames], size, torch.device("cpu"))
-    with torch.inference_mode():
-        outputs = model(images.unsqueeze(0))
-    publish = list(window.publish)
-    return outputs_to_maps(
-        {name: value[0, publish] for name, value in outputs.items()},
-        [(window.frames[i].height, window.frames[i].width) for i in publish],
-    )
 
 
 def max_abs_diff(maps_a, maps_b) -> float:

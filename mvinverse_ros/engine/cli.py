@@ -1,16 +1,141 @@
-"""`mvinverse-ros infer`: run the model over a folder of images, window by window."""
+"""`mvinverse-ros infer`: material maps for a folder of images, window by window.
+
+The folder is cut into consecutive windows of `--window` images (the last window is filled up
+with earlier images, which are served from the engine's cache and not written twice), so any
+number of images runs in bounded memory with multi-view context.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from mvinverse_ros.engine.streaming import engine_from_params
+from mvinverse_ros.engine.windowing import MAX_WINDOW
+from mvinverse_ros.params import load_params
+from mvinverse_ros.types import Frame, Window
+from mvinverse_ros.visualize import MAP_NAMES, contact_sheet, map_to_rgb8
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+FOLDER_SOURCE = "folder"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `infer` sub-command."""
-    parser = subparsers.add_parser("infer", help="predict material maps for a folder of images")
-    parser.add_argument("image_dir")
-    parser.add_argument("--out", required=True)
-    parser.set_defaults(func=_infer)
+    """Add the `infer` sub-command (defaults from config/perception.yaml)."""
+    params = load_params()
+    model, window = params.model, params.window
+    parser = subparsers.add_parser(
+        "infer",
+        help="predict material maps for a folder of images",
+        description="Writes <out>/<image>/<map>.png and .npy for every image, and <out>/contact_sheet.png.",
+    )
+    parser.add_argument("image_dir", type=Path, help="folder of RGB images (sorted by name = window order)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--preset", default=model.preset, help=f"architecture when no checkpoint (default {model.preset})")
+    weights.add_argument("--checkpoint", default=model.checkpoint, help="local .pt/.pth/.safetensors or Hugging Face repo id")
+    parser.add_argument("--window", type=int, default=window.size, help=f"images per window (default {window.size})")
+    parser.add_argument("--long-side", type=int, default=model.long_side, help=f"network long side in pixels (default {model.long_side})")
+    parser.add_argument("--device", default=model.device, help=f"auto | cpu | cuda | cuda:N (default {model.device})")
+    parser.add_argument("--dtype", default=model.dtype, choices=("fp32", "bf16", "fp16"), help=f"(default {model.dtype})")
+    parser.set_defaults(func=infer)
 
 
-def _infer(args: argparse.Namespace) -> int:
-    raise SystemExit("infer is not implemented yet")
+def folder_windows(count: int, size: int) -> list[tuple[range, int]]:
+    """(frame indices, how many of the LAST ones are new) per window tiling `count` images.
+
+    Tiles of `size`; a short remainder becomes a full window ending at the last image whose
+    earlier frames were already published.
+    """
+    windows = []
+    for start in range(0, count, size):
+        end = min(start + size, count)
+        windows.append((range(max(0, end - size), end), end - start))
+    return windows
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """HxWx3 uint8 RGB, or None when OpenCV cannot decode the file."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def write_maps(folder: Path, maps) -> None:
+    """<map>.png (8-bit picture; grey maps single-channel) and <map>.npy (float32) per map."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in MAP_NAMES:
+        values = getattr(maps, name)
+        picture = map_to_rgb8(name, maps)
+        picture = picture[..., 0] if values.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(folder / f"{name}.png"), picture):
+            raise OSError(f"Could not write {folder / f'{name}.png'}")
+        np.save(folder / f"{name}.npy", values.astype(np.float32))
+
+
+def infer(args: argparse.Namespace) -> int:
+    """Run the sub-command; returns the process exit code."""
+    if not 1 <= args.window <= MAX_WINDOW:
+        print(f"error: --window must be in 1..{MAX_WINDOW}, got {args.window}", file=sys.stderr)
+        return 2
+    if not args.image_dir.is_dir():
+        print(f"error: {args.image_dir} is not a folder", file=sys.stderr)
+        return 2
+    paths = sorted(p for p in args.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = {}
+    for path in paths:
+        image = read_rgb(path)
+        if image is None:
+            print(f"warning: skipping {path}: not a decodable image", file=sys.stderr)
+        else:
+            images[path] = image
+    if not images:
+        print(f"error: no readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.image_dir}", file=sys.stderr)
+        return 2
+    stems = [path.stem for path in images]
+    if len(set(stems)) != len(stems):
+        print(f"error: {args.image_dir} holds images that differ only in suffix; outputs are named by stem", file=sys.stderr)
+        return 2
+
+    model_params = dataclasses.replace(
+        load_params().model, checkpoint=args.checkpoint or "", preset=args.preset, long_side=args.long_side,
+        device=args.device, dtype=args.dtype,
+    )
+    engine, loaded = engine_from_params(model_params)
+    if not loaded.trained:
+        print(
+            f"warning: the '{loaded.preset}' model has UNTRAINED (random) weights; the maps are meaningless. "
+            "Pass --checkpoint with trained weights.",
+            file=sys.stderr,
+        )
+    print(f"model: {loaded.preset} from {loaded.source}; device {engine.device}, dtype {args.dtype}", file=sys.stderr)
+
+    named = list(images.items())
+    frames = [Frame(stamp_ns=i, frame_id=path.stem, image=image, source=FOLDER_SOURCE) for i, (path, image) in enumerate(named)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    sheet_rows = []
+    seconds = 0.0
+    with tqdm(total=len(frames), unit="img", desc="infer") as progress:
+        for window_id, (indices, new) in enumerate(folder_windows(len(frames), args.window)):
+            window_frames = tuple(frames[i] for i in indices)
+            publish = tuple(range(len(window_frames) - new, len(window_frames)))
+            result = engine.run(Window(window_id=window_id, frames=window_frames, publish=publish))
+            seconds += result.inference_seconds
+            for frame, maps in result.published():
+                write_maps(args.out / frame.frame_id, maps)
+                sheet_rows.append(contact_sheet([(frame.frame_id, frame.image, maps)]))
+            progress.update(new)
+    sheet_path = args.out / "contact_sheet.png"
+    cv2.imwrite(str(sheet_path), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR))
+    engine.release()
+    skipped = len(paths) - len(images)
+    print(
+        f"wrote maps of {len(frames)} images to {args.out} ({seconds:.1f} s in the network"
+        f"{f', {skipped} unreadable files skipped' if skipped else ''}); overview: {sheet_path}",
+        file=sys.stderr,
+    )
+    return 0

@@ -129,6 +129,24 @@ class StreamingEngine:
             torch.cuda.empty_cache()
 
 
+def full_recompute(model: torch.nn.Module, window: Window, long_side: int, device: str = "cpu", dtype: str = "fp32"):
+    """The official one-shot path: every frame through the whole network (all heads), no cache.
+
+    The reference the engine's cached path is checked and benchmarked against; returns the
+    MaterialMaps of the published frames, post-processed exactly as `StreamingEngine.run` does.
+    """
+    resolved = resolve_device(device)
+    size = window_network_size(window.frames, long_side)
+    with torch.inference_mode(), autocast(resolved, dtype):
+        images = images_to_tensor([frame.image for frame in window.frames], size, resolved)
+        outputs = model(images.unsqueeze(0))
+    publish = list(window.publish)
+    return outputs_to_maps(
+        {name: value[0, publish] for name, value in outputs.items()},
+        [(window.frames[i].height, window.frames[i].width) for i in publish],
+    )
+
+
 def engine_from_params(params: ModelParams):
     """(StreamingEngine, LoadedModel) as the `model.*` parameters describe.
 

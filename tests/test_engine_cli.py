@@ -1,0 +1,60 @@
+"""`mvinverse-ros infer` on the real Mip-NeRF 360 room photos: every file it promises, at the right sizes."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mvinverse_ros.cli import main
+from mvinverse_ros.engine.cli import folder_windows
+from mvinverse_ros.visualize import MAP_NAMES
+
+
+def test_folder_windows_tile_and_fill_the_last_window():
+    assert folder_windows(10, 4) == [(range(0, 4), 4), (range(4, 8), 4), (range(6, 10), 2)]
+    assert folder_windows(3, 4) == [(range(0, 3), 3)]
+    assert folder_windows(8, 4) == [(range(0, 4), 4), (range(4, 8), 4)]
+    published = [i for indices, new in folder_windows(23, 5) for i in list(indices)[-new:]]
+    assert published == list(range(23))
+
+
+def test_infer_writes_maps_npy_and_contact_sheet(room_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["infer", str(room_dir), "--out", str(out), "--preset", "small", "--long-side", "70", "--window", "4",
+                 "--device", "cpu"])
+    assert code == 0
+    stderr = capsys.readouterr().err
+    assert "model: " in stderr and "wrote maps of 10 images" in stderr
+    images = sorted(p for p in room_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    assert len(images) == 10
+    for path in images:
+        height, width = cv2.imread(str(path)).shape[:2]
+        folder = out / path.stem
+        for name in MAP_NAMES:
+            values = np.load(folder / f"{name}.npy")
+            assert values.dtype == np.float32
+            assert values.shape == ((height, width) if name in ("roughness", "metallic") else (height, width, 3))
+            picture = cv2.imread(str(folder / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+            assert picture.shape[:2] == (height, width)
+        normal = np.load(folder / "normal.npy")
+        assert np.linalg.norm(normal, axis=-1) == pytest.approx(1.0, abs=1e-4)
+        # the PNG is the n * 0.5 + 0.5 picture of the saved normals (BGR on disk)
+        png = cv2.cvtColor(cv2.imread(str(folder / "normal.png")), cv2.COLOR_BGR2RGB).astype(float)
+        assert np.abs(png - (normal * 0.5 + 0.5) * 255).max() <= 0.51
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape[1] == 6 * 192 and sheet.shape[0] == 10 * round(519 * 192 / 779)
+
+
+def test_infer_says_when_weights_are_untrained(room_dir, tmp_path, capsys):
+    from mvinverse_ros.model import load_model
+
+    assert main(["infer", str(room_dir), "--out", str(tmp_path), "--preset", "tiny", "--long-side", "28",
+                 "--window", "10", "--device", "cpu"]) == 0
+    stderr = capsys.readouterr().err
+    assert ("UNTRAINED" in stderr) == (not load_model(preset="tiny").trained)
+
+
+def test_infer_rejects_a_folder_without_images(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    assert main(["infer", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "no readable images" in capsys.readouterr().err
