@@ -41,10 +41,12 @@ def test_split_api_composes_to_forward_with_cached_frames():
     images = torch.rand(1, 3, 3, 42, 70, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         reference = model(images, return_logits=True)
-        cache = [model.encode_frames(images[0, i : i + 1]) for i in range(3)]
+        cache = [model.encode_frames(images[0, i:i + 1]) for i in range(3)]
         window = EncodedFrames.cat([cache[2], cache[0], cache[1]]).index([1, 2, 0])
         assert window.patch_grid == (3, 5) and window.image_hw == (42, 70)
-        assert [tuple(d.shape) for d in window.detail] == [(3, 64, 12, 20), (3, 128, 6, 10), (3, 256, 3, 5), (3, 512, 2, 3)]
+        assert [tuple(d.shape) for d in window.detail] == [
+            (3, 64, 12, 20), (3, 128, 6, 10), (3, 256, 3, 5), (3, 512, 2, 3)
+        ]
         pairs = model.decode(window.tokens[None], window.patch_grid)
         assert len(pairs) == 4 and pairs[0].shape == (1, 3, 5 + 15, 256)
         assert len(model.decode(window.tokens[None], window.patch_grid, all_pairs=True)) == 4
@@ -81,7 +83,8 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ModelError, match=r"expects \[F, 3, H, W\]"):
         model.encode_frames(torch.rand(2, 1, 28, 28))
     with pytest.raises(ModelError, match="different sizes"):
-        EncodedFrames.cat([model.encode_frames(torch.rand(1, 3, 28, 28)), model.encode_frames(torch.rand(1, 3, 28, 42))])
+        parts = [model.encode_frames(torch.rand(1, 3, 28, w)) for w in (28, 42)]
+        EncodedFrames.cat(parts)
 
 
 def test_tiny_trains_every_parameter():

@@ -83,7 +83,9 @@ def load_official_state_dict(model: MVInverse, state_dict: dict[str, torch.Tenso
     model.load_state_dict(state_dict, strict=True, assign=on_meta)
 
 
-def save_checkpoint(model: MVInverse, path: str | Path, preset: str, extra_metadata: dict[str, str] | None = None) -> None:
+def save_checkpoint(
+    model: MVInverse, path: str | Path, preset: str, extra_metadata: dict[str, str] | None = None
+) -> None:
     """Write the model's state dict as safetensors; metadata records the preset (and `extra_metadata`).
 
     Raises:

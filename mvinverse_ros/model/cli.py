@@ -4,7 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mvinverse_ros.model.checkpoint import resolve_checkpoint, infer_preset, model_from_state_dict, read_state_dict, save_checkpoint
+from mvinverse_ros.model.checkpoint import (
+    infer_preset,
+    model_from_state_dict,
+    read_state_dict,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from mvinverse_ros.model.errors import ModelError
 
 

@@ -42,7 +42,9 @@ class FusionBlock(nn.Module):
         self.resConfUnit1 = ResidualConvUnit(features) if has_skip else None
         self.resConfUnit2 = ResidualConvUnit(features)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         if skip is not None:
             x = x + self.resConfUnit1(skip)
         x = self.resConfUnit2(x)

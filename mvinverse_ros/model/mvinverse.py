@@ -180,7 +180,7 @@ class MVInverse(nn.Module):
         """
         patch = self.config.patch_size
         grid = (image_hw[0] // patch, image_hw[1] // patch)
-        patch_tokens = [pair[:, self.config.decoder_registers :] for pair in pairs]
+        patch_tokens = [pair[:, self.config.decoder_registers:] for pair in pairs]
         outputs: dict[str, torch.Tensor] = {}
         for name, (_, activation, fuses_detail) in HEADS.items():
             head = getattr(self, f"{name}_head")

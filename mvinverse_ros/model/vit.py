@@ -71,8 +71,8 @@ class VisionTransformer(nn.Module):
         num_registers = registers.shape[1]
         return {
             "x_norm_clstoken": x[:, 0],
-            "x_norm_regtokens": x[:, 1 : 1 + num_registers],
-            "x_norm_patchtokens": x[:, 1 + num_registers :],
+            "x_norm_regtokens": x[:, 1:1 + num_registers],
+            "x_norm_patchtokens": x[:, 1 + num_registers:],
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
