@@ -2,7 +2,76 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
+
+DEFAULT_HELDOUT_SEED = 1000
+DEFAULT_HELDOUT_SCENES = 12
+
+
+def _default_sevenscenes() -> Path:
+    """The shared 7-Scenes frames beside the checkout (as in CI), or under $MVINVERSE_SHARED."""
+    shared = os.environ.get("MVINVERSE_SHARED", Path(__file__).resolve().parents[2].parent / "shared")
+    return Path(shared) / "data" / "7scenes-redkitchen"
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mvinverse_ros.eval.suite import METHODS, evaluate_sequence, evaluate_synthetic, format_table
+    from mvinverse_ros.model import load_model
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    loaded = load_model(args.checkpoint, preset=args.preset)
+    if not loaded.trained:
+        print(f"warning: evaluating an UNTRAINED {loaded.preset} model (no checkpoint given, no bundled weights)")
+    methods = tuple(args.methods.split(",")) if args.methods else METHODS
+    synthetic, sevenscenes = args.synthetic, args.sevenscenes
+    if args.suite == "default":
+        if synthetic is None:
+            from mvinverse_ros.train.synthetic import RenderSettings, generate
+
+            synthetic = Path(args.cache) / f"heldout_seed{DEFAULT_HELDOUT_SEED}"
+            generate(synthetic, DEFAULT_HELDOUT_SCENES, 4, 6, seed=DEFAULT_HELDOUT_SEED, settings=RenderSettings())
+        sevenscenes = sevenscenes or _default_sevenscenes()
+    report = {"model": loaded.source, "preset": loaded.preset, "trained": loaded.trained,
+              "albedo_alignment": "per-channel least-squares scale over valid pixels before PSNR/SSIM",
+              "results": {}}
+    tables = []
+    if synthetic:
+        results = evaluate_synthetic(synthetic, loaded.model, args.long_side, methods)
+        report["results"]["synthetic"] = {"folder": str(synthetic), **results}
+        tables.append(format_table(results, f"Held-out synthetic scenes ({synthetic})"))
+    if sevenscenes:
+        results = evaluate_sequence(sevenscenes, loaded.model, args.long_side, window=args.window, limit=args.limit,
+                                    methods=methods)
+        report["results"]["sevenscenes"] = {"folder": str(sevenscenes), "window": args.window, **results}
+        tables.append(format_table(results, f"Real RGB-D sequence, windows of {args.window} ({sevenscenes})"))
+    if not tables:
+        print("nothing to evaluate: give --suite default, --synthetic DIR and/or --sevenscenes DIR")
+        return 2
+    print("\n\n".join(tables))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the eval sub-command (filled in as the eval package lands)."""
+    """Add `eval`."""
+    ev = subparsers.add_parser("eval", help="material metrics and multi-view / temporal consistency vs baselines")
+    ev.add_argument("--suite", choices=["default"], help="held-out generated scenes (rendered once into --cache) + shared 7-Scenes frames")
+    ev.add_argument("--checkpoint", default="", help='model weights ("" = bundled default)')
+    ev.add_argument("--preset", default="small", help="architecture when the checkpoint names none")
+    ev.add_argument("--synthetic", type=Path, help="folder of generated scene_XXXXX.npz with ground truth")
+    ev.add_argument("--sevenscenes", type=Path, help="7-Scenes folder (frame-*.color.jpg/depth.png/pose.txt)")
+    ev.add_argument("--window", type=int, default=4, help="frames per window on sequences")
+    ev.add_argument("--limit", type=int, help="use only the first N frames of the sequence")
+    ev.add_argument("--long-side", type=int, default=112, help="network input long side (the default model was trained at 112)")
+    ev.add_argument("--methods", help=f"comma-separated subset of the methods (default all)")
+    ev.add_argument("--cache", default=str(Path.home() / ".cache" / "mvinverse_ros"), help="where --suite default renders its held-out scenes")
+    ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a shared CPU)")
+    ev.add_argument("--json", help="also write the results as JSON here")
+    ev.set_defaults(func=_eval)

@@ -41,6 +41,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from .consistency import FinetuneConfig, finetune
+
+    config = FinetuneConfig(steps=args.steps, window=args.window, lr=args.lr, anchor_weight=args.anchor_weight,
+                            correspondence=args.correspondence, checkpoint_every=args.checkpoint_every,
+                            threads=args.threads, seed=args.seed)
+    finetune(args.source, args.checkpoint, args.out, config, size=args.size, limit=args.limit)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `generate`, `train` and `finetune`."""
     gen = subparsers.add_parser("generate", help="render synthetic multi-view scenes with exact material ground truth")
@@ -69,3 +79,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a shared CPU)")
     tr.set_defaults(func=_train)
+
+    ft = subparsers.add_parser("finetune", help="self-supervised multi-view consistency fine-tuning on an unlabeled sequence")
+    ft.add_argument("source", help="image folder (flow correspondences) or 7-Scenes folder (depth + poses)")
+    ft.add_argument("--out", required=True, help="output folder (last.safetensors, log.jsonl)")
+    ft.add_argument("--checkpoint", default="", help='starting weights ("" = bundled default)')
+    ft.add_argument("--correspondence", choices=["auto", "depth", "flow"], default="auto",
+                    help="auto = depth + poses when the source has them, else DIS optical flow")
+    ft.add_argument("--steps", type=int, default=200)
+    ft.add_argument("--window", type=int, default=3, help="consecutive frames per step")
+    ft.add_argument("--lr", type=float, default=2e-5)
+    ft.add_argument("--anchor-weight", type=float, default=1.0, help="weight of the frame-0 anchor to the frozen start model")
+    ft.add_argument("--size", type=_size, default=(112, 84), help="network input WIDTHxHEIGHT (multiples of 14)")
+    ft.add_argument("--limit", type=int, help="use only the first N frames")
+    ft.add_argument("--checkpoint-every", type=int, default=25)
+    ft.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a shared CPU)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.set_defaults(func=_finetune)

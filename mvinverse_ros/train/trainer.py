@@ -25,6 +25,20 @@ MODEL_FILE = "last.safetensors"
 OPTIMIZER_FILE = "last.optim.safetensors"
 LOG_FILE = "log.jsonl"
 ENCODER_MODULES = ("encoder", "res_encoder")  # per-frame feature extractors (DINOv2 / ResNeXt)
+SCRATCH_LAYER_SCALE = 0.1
+
+
+def init_from_scratch(model: torch.nn.Module) -> None:
+    """Start LayerScale gammas at 0.1 instead of DINOv2's 1e-5.
+
+    1e-5 suits fine-tuning pretrained blocks; from scratch it leaves every transformer block (and so
+    all cross-view attention) silent for hundreds of steps: measured, an untrained model's output for
+    a frame changed by < 1e-7 when other frames joined its window.
+    """
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".gamma"):
+                parameter.fill_(SCRATCH_LAYER_SCALE)
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,9 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, resume
             raise FileNotFoundError(f"--resume: no {MODEL_FILE} in {out}")
         model, preset, step = load_training_state(out, device)
     else:
-        model, preset, step = build_model(config.preset).to(device), config.preset, 0
+        model, preset, step = build_model(config.preset), config.preset, 0
+        init_from_scratch(model)
+        model = model.to(device)
     for name in ENCODER_MODULES if config.freeze_encoders else ():
         module = getattr(model, name, None)
         if module is not None:
