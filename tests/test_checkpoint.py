@@ -1,5 +1,8 @@
-"""Checkpoint I/O: strict loading of official-size .pt and .safetensors files, clear key errors,
-the convert command, the bundled default and the offline Hugging Face error."""
+"""Checkpoint I/O: official-size .pt/.safetensors, key errors, convert, default weights, offline Hub.
+
+Strict loading of official-size files, clear key errors, the convert command, the bundled default
+and the offline Hugging Face error.
+"""
 from __future__ import annotations
 
 import gc
@@ -28,9 +31,11 @@ def assert_same_weights(loaded: torch.nn.Module, reference: torch.nn.Module) -> 
 
 
 def test_official_pt_and_safetensors_load_strictly(official, tmp_path):
-    """A 4 GB official-layout .pt (state dict under "model", with the stale mask_token) and the same
-    weights as .safetensors both load strictly, bit for bit; the preset comes from the shapes resp.
-    the safetensors metadata."""
+    """Official-size .pt and .safetensors files both load strictly, bit for bit.
+
+    The 4 GB .pt holds the state dict under "model" with the stale mask_token; its preset comes from
+    the shapes, the safetensors one from the metadata.
+    """
     state = dict(official.state_dict())
     state["encoder.mask_token"] = torch.zeros(1, 1024)
     pt_path = tmp_path / "official.pt"

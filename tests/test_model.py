@@ -59,8 +59,10 @@ def test_split_api_composes_to_forward_with_cached_frames():
 
 @pytest.mark.parametrize("shape", [(1, 2, 3, 70, 42), (2, 3, 3, 28, 56)])
 def test_float32_matches_float64_of_the_same_weights(shape):
-    """Portrait and landscape, batch > 1: float32 lands within the parity tolerances of float64,
-    so no stage (RoPE tables, position resize, SDPA, head upsampling) loses precision at these shapes."""
+    """Portrait and landscape, batch > 1: float32 lands within the parity tolerances of float64.
+
+    So no stage (RoPE tables, position resize, SDPA, head upsampling) loses precision at these shapes.
+    """
     model = synthetic("small")
     images = torch.rand(shape, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():

@@ -15,6 +15,7 @@ non-square 4x6 grid, where swapping them changes the outputs.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 
@@ -39,8 +40,13 @@ def manifest(parity_dir):
 
 @pytest.fixture(scope="module")
 def official(parity_dir):
-    model, hashes = official_synthetic_model(str(parity_dir / "manifest.json"))
-    return model, hashes
+    """The 4 GB synthetic official model, shared with test_checkpoint.py (which runs first).
+
+    Released after this module, so the rest of the session does not carry it.
+    """
+    yield official_synthetic_model(str(parity_dir / "manifest.json"))
+    official_synthetic_model.cache_clear()
+    gc.collect()
 
 
 @pytest.fixture(scope="module")

@@ -220,6 +220,7 @@ def load_model(checkpoint: str = "", preset: str = "small", device: str | torch.
         preset: architecture when the checkpoint does not name one (safetensors metadata) and
             its shapes do not identify one.
         device: torch device.
+
     Raises:
         ModelError: unreadable/unfit checkpoint, unknown preset, Hub not reachable.
     """

@@ -1,5 +1,7 @@
-"""MVInverse: multi-view inverse rendering network (DINOv2 encoder, alternating-attention decoder,
-five DPT heads), split into per-frame, per-window and per-frame-output stages.
+"""MVInverse, the multi-view inverse rendering network, split into per-frame, per-window and per-output stages.
+
+DINOv2 encoder and ResNeXt detail branch per frame; alternating frame/global attention decoder per
+window; five DPT heads per output frame.
 
 forward(images) == run_heads(decode(encode_frames(images))) exactly, so the streaming engine can
 cache the per-frame encoder work and still reproduce the one-shot model.
@@ -139,6 +141,7 @@ class MVInverse(nn.Module):
             patch_grid: (h, w) with h * w = P.
             all_pairs: return every (frame block, global block) pair instead of the ones the
                 heads read (for testing).
+
         Returns:
             Pairs [B, N, R + P, 2C] (R register tokens first): the `read_pairs` ones, or all.
         """
@@ -175,6 +178,7 @@ class MVInverse(nn.Module):
             detail: the four ResNeXt maps of the same frames (empty without a detail branch).
             image_hw: (H, W) of the encoded images.
             return_logits: also return `<name>_logits` [F, C, H, W] (before activation).
+
         Returns:
             albedo/metallic/roughness/normal/shading, each [F, H, W, C]; normal is unit length.
         """
