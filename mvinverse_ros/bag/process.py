@@ -180,6 +180,7 @@ class BagProcessor:
 
     def __init__(self, params: PerceptionParams, engine) -> None:
         self.params = params
+        self.engine = engine
         self.pipeline = PerceptionPipeline(params, engine)
         self.typestore = typestore_with_project_types()
         self.factory = RosbagsMessageFactory(self.typestore)
@@ -235,6 +236,9 @@ class BagProcessor:
         """
         summary = ProcessSummary(Path(input_path), Path(output_path))
         started = time.perf_counter()
+        self.engine.reset()
+        self.pipeline = PerceptionPipeline(self.params, self.engine)
+        self._cloud_stale, self._last_stamp_ns = False, 0
         with BagReader(input_path) as bag:
             streams = camera_streams(self.params, bag.topics)
             by_topic = {}

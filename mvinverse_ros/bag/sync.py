@@ -64,5 +64,6 @@ class ApproximateSynchronizer:
     def flush(self) -> None:
         """End of input: whatever still waits will never be paired."""
         for name, queue in self._queues.items():
-            self.unpaired[name] += len(queue)
-            queue.clear()
+            if queue:
+                self.unpaired[name] += len(queue)
+                queue.clear()
