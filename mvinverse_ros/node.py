@@ -182,7 +182,7 @@ class PerceptionNode(LifecycleNode):
         self._worker.start()
         self._subscribe(self.params)
         self._jump_handler = self.get_clock().create_jump_handler(
-            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=True),
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
             post_callback=self._on_time_jump)
         self._active_since = time.monotonic()
         self._hint_timer = self.create_timer(NO_INPUT_HINT_SECONDS, self._hint_if_silent,
@@ -195,7 +195,9 @@ class PerceptionNode(LifecycleNode):
         if self._hint_timer is not None:
             self.destroy_timer(self._hint_timer)
             self._hint_timer = None
-        self._jump_handler = None
+        if self._jump_handler is not None:
+            self._jump_handler.unregister()
+            self._jump_handler = None
         self.pipeline.reset()
         self.pipeline.engine.release()  # frees GPU memory until the next activation
         return TransitionCallbackReturn.SUCCESS

@@ -20,6 +20,7 @@ pytest.importorskip("tf2_ros")
 pytest.importorskip("mvinverse_ros.msg", reason="mvinverse_ros interfaces not built (colcon build)")
 
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from mvinverse_ros import topics  # noqa: E402
@@ -57,8 +58,8 @@ def graph(sevenscenes_dir: Path):
         executor.add_node(n)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    assert node.trigger_configure().label == "inactive"
-    assert node.trigger_activate().label == "active"
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     yield node, player, listener
     node.trigger_deactivate()
     executor.shutdown()
