@@ -308,6 +308,7 @@ class BagProcessor:
         for reason in ("no_depth", "no_camera_info", "no_pose"):
             if counters[reason]:
                 summary.skips[f"unfused_{reason}"] = counters[reason]
+        summary.skips = +summary.skips  # drop reasons that never happened
         summary.window_counters = self.pipeline.window_counters()
         if ply_path is not None and cloud is not None:
             write_ply(ply_path, cloud)
