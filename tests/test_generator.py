@@ -17,7 +17,8 @@ SIZE = (56, 42)
 @pytest.fixture(scope="module")
 def diffuse_scene():
     """A Lambertian scene: its linear image is exactly albedo * shading (up to noise and edges)."""
-    return render_scene(seed=7, index=3, n_views=3, settings=RenderSettings(*SIZE, spp=64, aov_spp=4, diffuse_only=True))
+    settings = RenderSettings(*SIZE, spp=64, aov_spp=4, diffuse_only=True)
+    return render_scene(seed=7, index=3, n_views=3, settings=settings)
 
 
 def interior(valid: np.ndarray) -> np.ndarray:

@@ -52,7 +52,8 @@ def test_cosine_normal_loss_values():
 def test_material_loss_scale_invariant_albedo_forgives_a_global_factor():
     torch.manual_seed(0)
     target = {"albedo": torch.rand(2, 6, 6, 3), "metallic": torch.rand(2, 6, 6, 1), "roughness": torch.rand(2, 6, 6, 1),
-              "shading": torch.rand(2, 6, 6, 3), "normal": torch.nn.functional.normalize(torch.randn(2, 6, 6, 3), dim=-1)}
+              "shading": torch.rand(2, 6, 6, 3),
+              "normal": torch.nn.functional.normalize(torch.randn(2, 6, 6, 3), dim=-1)}
     pred = dict(target, albedo=target["albedo"] * 0.5)
     mask = torch.ones(2, 6, 6, dtype=torch.bool)
     plain, parts = material_loss(pred, target, mask, scale_invariant_albedo=False)

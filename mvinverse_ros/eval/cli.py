@@ -62,16 +62,19 @@ def _eval(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `eval`."""
     ev = subparsers.add_parser("eval", help="material metrics and multi-view / temporal consistency vs baselines")
-    ev.add_argument("--suite", choices=["default"], help="held-out generated scenes (rendered once into --cache) + shared 7-Scenes frames")
+    ev.add_argument("--suite", choices=["default"],
+                    help="held-out generated scenes (rendered once into --cache) + shared 7-Scenes frames")
     ev.add_argument("--checkpoint", default="", help='model weights ("" = bundled default)')
     ev.add_argument("--preset", default="small", help="architecture when the checkpoint names none")
     ev.add_argument("--synthetic", type=Path, help="folder of generated scene_XXXXX.npz with ground truth")
     ev.add_argument("--sevenscenes", type=Path, help="7-Scenes folder (frame-*.color.jpg/depth.png/pose.txt)")
     ev.add_argument("--window", type=int, default=4, help="frames per window on sequences")
     ev.add_argument("--limit", type=int, help="use only the first N frames of the sequence")
-    ev.add_argument("--long-side", type=int, default=112, help="network input long side (the default model was trained at 112)")
-    ev.add_argument("--methods", help=f"comma-separated subset of the methods (default all)")
-    ev.add_argument("--cache", default=str(Path.home() / ".cache" / "mvinverse_ros"), help="where --suite default renders its held-out scenes")
+    ev.add_argument("--long-side", type=int, default=112,
+                    help="network input long side (the default model was trained at 112)")
+    ev.add_argument("--methods", help="comma-separated subset of the methods (default all)")
+    ev.add_argument("--cache", default=str(Path.home() / ".cache" / "mvinverse_ros"),
+                    help="where --suite default renders its held-out scenes")
     ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a shared CPU)")
     ev.add_argument("--json", help="also write the results as JSON here")
     ev.set_defaults(func=_eval)

@@ -50,7 +50,8 @@ def ssim(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
         a, b = p[..., c], g[..., c]
         mu_a, mu_b = blur(a), blur(b)
         var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
-        s = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_a**2 + mu_b**2 + SSIM_C1) * (var_a + var_b + SSIM_C2))
+        s = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / (
+            (mu_a**2 + mu_b**2 + SSIM_C1) * (var_a + var_b + SSIM_C2))
         values.append(s[mask])
     return float(np.concatenate(values).mean())
 

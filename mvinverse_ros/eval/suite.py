@@ -73,7 +73,8 @@ class _Accumulator:
 
 
 def _pairs(depths, cameras, poses, ordered_pairs) -> dict[tuple[int, int], Correspondence]:
-    return {(i, j): reprojection(depths[i], cameras[i], poses[i], depths[j], cameras[j], poses[j]) for i, j in ordered_pairs}
+    return {(i, j): reprojection(depths[i], cameras[i], poses[i], depths[j], cameras[j], poses[j])
+            for i, j in ordered_pairs}
 
 
 def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHODS) -> dict[str, dict[str, float]]:
@@ -122,7 +123,8 @@ def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | Non
         if bgr is None or raw is None:
             raise FileNotFoundError(f"cannot read {sample.color_path} or its depth")
         images.append(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1].copy())
-        depths.append(cv2.resize(raw.astype(np.float32) / sample.depth_per_metre, (w, h), interpolation=cv2.INTER_NEAREST))
+        metres = raw.astype(np.float32) / sample.depth_per_metre
+        depths.append(cv2.resize(metres, (w, h), interpolation=cv2.INTER_NEAREST))
     poses = [pose for _, pose in sequence.poses[: len(samples)]]
     return images, depths, [camera] * len(samples), poses
 

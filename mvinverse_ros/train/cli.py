@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tr = subparsers.add_parser("train", help="supervised training on generated scenes (resumable)")
     tr.add_argument("data", help="folder of scene_XXXXX.npz from `generate`")
-    tr.add_argument("--out", required=True, help="checkpoint folder (last.safetensors, last.optim.safetensors, log.jsonl)")
+    tr.add_argument("--out", required=True,
+                    help="checkpoint folder (last.safetensors, last.optim.safetensors, log.jsonl)")
     tr.add_argument("--preset", default="small", help="model preset (small | tiny | official)")
     tr.add_argument("--steps", type=int, default=1000, help="total optimizer steps")
     tr.add_argument("--resume", action="store_true", help="continue from --out/last.safetensors")
@@ -73,14 +74,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--batch-size", type=int, default=1)
     tr.add_argument("--views", type=_views, default=(2, 4), help="views per sample, MIN..MAX (default 2..4)")
     tr.add_argument("--lr", type=float, default=3e-4)
-    tr.add_argument("--albedo-warmup", type=int, default=200, help="steps of plain albedo MSE before the scale-invariant loss")
+    tr.add_argument("--albedo-warmup", type=int, default=200,
+                    help="steps of plain albedo MSE before the scale-invariant loss")
     tr.add_argument("--crop", type=_size, default=None, help="random crop WIDTHxHEIGHT (multiples of 14)")
     tr.add_argument("--checkpoint-every", type=int, default=25)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default; 1 on a shared CPU)")
     tr.set_defaults(func=_train)
 
-    ft = subparsers.add_parser("finetune", help="self-supervised multi-view consistency fine-tuning on an unlabeled sequence")
+    ft = subparsers.add_parser(
+        "finetune", help="self-supervised multi-view consistency fine-tuning on an unlabeled sequence")
     ft.add_argument("source", help="image folder (flow correspondences) or 7-Scenes folder (depth + poses)")
     ft.add_argument("--out", required=True, help="output folder (last.safetensors, log.jsonl)")
     ft.add_argument("--checkpoint", default="", help='starting weights ("" = bundled default)')
@@ -89,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ft.add_argument("--steps", type=int, default=200)
     ft.add_argument("--window", type=int, default=3, help="consecutive frames per step")
     ft.add_argument("--lr", type=float, default=2e-5)
-    ft.add_argument("--anchor-weight", type=float, default=1.0, help="weight of the frame-0 anchor to the frozen start model")
+    ft.add_argument("--anchor-weight", type=float, default=1.0,
+                    help="weight of the frame-0 anchor to the frozen start model")
     ft.add_argument("--size", type=_size, default=(112, 84), help="network input WIDTHxHEIGHT (multiples of 14)")
     ft.add_argument("--limit", type=int, help="use only the first N frames")
     ft.add_argument("--checkpoint-every", type=int, default=25)

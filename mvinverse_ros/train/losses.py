@@ -24,7 +24,8 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return (err * mask).sum() / _valid_count(mask)
 
 
-def gradient_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scales: int = GRADIENT_SCALES) -> torch.Tensor:
+def gradient_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                  scales: int = GRADIENT_SCALES) -> torch.Tensor:
     """Multi-scale gradient matching: L1 of the x/y differences of (pred - target) at strides 1, 2, 4, ...
 
     Only differences between two valid pixels count; each scale is averaged, scales are summed.

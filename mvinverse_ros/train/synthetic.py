@@ -162,22 +162,28 @@ def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSetting
                                material=material))
         elif kind == "cylinder":
             h = rng.uniform(0.3, 1.2)
-            shapes.append(dict(kind="cylinder", centre=[*xy, 0], rotation=(0, [0, 0, 1]), scale=[size * 0.6, size * 0.6, h],
+            shapes.append(dict(kind="cylinder", centre=[*xy, 0], rotation=(0, [0, 0, 1]),
+                               scale=[size * 0.6, size * 0.6, h],
                                material=material))
         else:
-            shapes.append(dict(kind="disk", centre=[*xy, rng.uniform(0.3, 1.5)], rotation=(rng.uniform(-40, 40), [1, 0, 0]),
+            shapes.append(dict(kind="disk", centre=[*xy, rng.uniform(0.3, 1.5)],
+                               rotation=(rng.uniform(-40, 40), [1, 0, 0]),
                                scale=[size] * 3, material=material))
 
     lights = []
     for _ in range(rng.integers(1, 4)):
-        pos = [rng.uniform(-half_w + 0.3, half_w - 0.3), rng.uniform(-half_d + 0.3, half_d - 0.3), rng.uniform(1.5, height - 0.2)]
-        lights.append(dict(kind="point", position=pos, intensity=(rng.uniform(2, 15) * (0.6 + 0.4 * rng.uniform(0, 1, 3))).tolist()))
+        pos = [rng.uniform(-half_w + 0.3, half_w - 0.3), rng.uniform(-half_d + 0.3, half_d - 0.3),
+               rng.uniform(1.5, height - 0.2)]
+        colour = 0.6 + 0.4 * rng.uniform(0, 1, 3)
+        lights.append(dict(kind="point", position=pos, intensity=(rng.uniform(2, 15) * colour).tolist()))
     for _ in range(rng.integers(0, 3) if closed else rng.integers(0, 2)):
         size = rng.uniform(0.2, 0.6)
         pos = [rng.uniform(-half_w + 0.6, half_w - 0.6), rng.uniform(-half_d + 0.6, half_d - 0.6), height - 0.01]
-        lights.append(dict(kind="area", centre=pos, scale=[size, size, 1], radiance=(rng.uniform(3, 15) * np.ones(3)).tolist()))
+        lights.append(dict(kind="area", centre=pos, scale=[size, size, 1],
+                           radiance=(rng.uniform(3, 15) * np.ones(3)).tolist()))
     if not closed or rng.uniform() < 0.3:
-        lights.append(dict(kind="constant", radiance=(rng.uniform(0.2, 1.5) * (0.7 + 0.3 * rng.uniform(0, 1, 3))).tolist()))
+        colour = 0.7 + 0.3 * rng.uniform(0, 1, 3)
+        lights.append(dict(kind="constant", radiance=(rng.uniform(0.2, 1.5) * colour).tolist()))
 
     # Cameras on an arc around a target among the objects: real parallax between views.
     target = np.array([*rng.uniform(-0.6, 0.6, 2), rng.uniform(0.2, 0.7)])
@@ -266,20 +272,22 @@ def _transform(mi, shape: dict):
 def _bsdf(mi, material: Material, maps_pass: bool, diffuse_only: bool) -> dict:
     """The shape's BSDF; in the maps pass, a diffuse whose reflectance is (roughness, metallic, 0)."""
     if maps_pass:
-        inner = {"type": "diffuse", "reflectance": {"type": "rgb", "value": [material.roughness, material.metallic, 0.0]}}
+        maps = [material.roughness, material.metallic, 0.0]
+        inner = {"type": "diffuse", "reflectance": {"type": "rgb", "value": maps}}
     else:
         if material.base_colour.ndim == 1:
             base = {"type": "rgb", "value": material.base_colour.tolist()}
         else:
             base = {"type": "bitmap", "bitmap": mi.Bitmap(material.base_colour), "raw": True, "filter_type": "nearest"}
         inner = ({"type": "diffuse", "reflectance": base} if diffuse_only else
-                 {"type": "principled", "base_color": base, "roughness": material.roughness, "metallic": material.metallic})
+                 {"type": "principled", "base_color": base, "roughness": material.roughness,
+                  "metallic": material.metallic})
     return {"type": "twosided", "bsdf": inner}
 
 
 def _mitsuba_scene(mi, scene: dict, settings: RenderSettings, maps_pass: bool):
-    out = {"type": "scene",
-           "integrator": ({"type": "aov", "aovs": "rm:albedo"} if maps_pass else {"type": "mvinverse_gt", "max_depth": MAX_DEPTH})}
+    integrator = {"type": "aov", "aovs": "rm:albedo"} if maps_pass else {"type": "mvinverse_gt", "max_depth": MAX_DEPTH}
+    out = {"type": "scene", "integrator": integrator}
     spp = settings.aov_spp if maps_pass else settings.spp
     for v, pose in enumerate(scene["poses"]):
         out[f"camera{v:02d}"] = {
@@ -303,8 +311,8 @@ def _mitsuba_scene(mi, scene: dict, settings: RenderSettings, maps_pass: bool):
                                 "intensity": {"type": "rgb", "value": light["intensity"]}}
         elif light["kind"] == "area":
             # Facing down (flip of the +z rectangle normal) from just under the ceiling.
-            out[f"light{i}"] = {"type": "rectangle",
-                                "to_world": mi.ScalarTransform4f().translate(light["centre"]).rotate([1, 0, 0], 180).scale(light["scale"]),
+            down = mi.ScalarTransform4f().translate(light["centre"]).rotate([1, 0, 0], 180).scale(light["scale"])
+            out[f"light{i}"] = {"type": "rectangle", "to_world": down,
                                 "emitter": {"type": "area", "radiance": {"type": "rgb", "value": light["radiance"]}}}
         else:
             out[f"light{i}"] = {"type": "constant", "radiance": {"type": "rgb", "value": light["radiance"]}}

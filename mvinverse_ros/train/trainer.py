@@ -212,7 +212,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, resume
         loss.backward()
         optimizer.step()
         step += 1
-        record = {"step": step, "loss": float(loss.detach()), "views": n_views, "seconds": round(time.time() - started, 1), **parts}
+        record = {"step": step, "loss": float(loss.detach()), "views": n_views,
+                  "seconds": round(time.time() - started, 1), **parts}
         history.append(record)
         with open(out / LOG_FILE, "a") as handle:
             handle.write(json.dumps(record) + "\n")
