@@ -79,7 +79,7 @@ def engine(params):
 def processed(input_bags, params, engine, work):
     out = work / "out_mcap"
     summary = BagProcessor(params, engine).run(input_bags["mcap"], out, work / "out.ply", work / "out.png",
-                                                progress=False)
+                                               progress=False)
     return summary, out
 
 
@@ -106,7 +106,8 @@ def test_every_topic_with_expected_counts_and_encodings(processed):
         assert {m.message.encoding for m in messages[topic]} == {encoding}
         assert {(m.message.width, m.message.height) for m in messages[topic]} == {(640, 480)}
     for topic in topics.IMAGE_ENCODINGS:
-        assert [m.log_time_ns for m in messages[topic]] == [stamp_to_ns(m.message.header.stamp) for m in messages[topic]]
+        stamps = [stamp_to_ns(m.message.header.stamp) for m in messages[topic]]
+        assert [m.log_time_ns for m in messages[topic]] == stamps
     materials = [m.message for m in messages[topics.MATERIALS]]
     assert [m.frame_index for m in materials] == [0, 1] * 3
     assert all(len(m.window_stamps) == 2 and m.inference_time == 0.0 for m in materials)
@@ -152,7 +153,7 @@ def test_sqlite3_and_mcap_inputs_give_byte_identical_outputs(processed, input_ba
     _, reference = processed
     sqlite_params = load_params(None, {**FAST, "bag.storage": "sqlite3"})
     summary = BagProcessor(sqlite_params, engine).run(input_bags["sqlite3"], work / "out_sqlite3", None, None,
-                                                       progress=False)
+                                                      progress=False)
     assert list((work / "out_sqlite3").glob("*.db3"))
     ours, theirs = read_all(reference), read_all(work / "out_sqlite3")
     assert ours.keys() == theirs.keys()
@@ -199,7 +200,8 @@ def test_corrupt_messages_are_exactly_counted_skips(input_bags, params, engine, 
         "no_transform": 1,              # frame 5: kept without pose
         "unfused_no_depth": 1,          # frame 3 published, not fused
     }
-    assert (summary.image_messages, summary.frames, summary.windows, summary.published, summary.fused) == (5, 3, 1, 2, 1)
+    counts = (summary.image_messages, summary.frames, summary.windows, summary.published, summary.fused)
+    assert counts == (5, 3, 1, 2, 1)
     messages = read_all(work / "out_corrupt")
     assert len(messages[topics.MATERIALS]) == 2 and len(messages[topics.CLOUD]) == 1
 
@@ -221,8 +223,9 @@ class InterruptingEngine:
 
 
 def test_ctrl_c_closes_the_bag_with_everything_written(input_bags, params, engine, work):
-    summary = BagProcessor(params, InterruptingEngine(engine)).run(input_bags["mcap"], work / "out_interrupted",
-                                                                    work / "interrupted.ply", None, progress=False)
+    processor = BagProcessor(params, InterruptingEngine(engine))
+    summary = processor.run(input_bags["mcap"], work / "out_interrupted", work / "interrupted.ply", None,
+                            progress=False)
     assert summary.interrupted and summary.windows == 1
     messages = read_all(work / "out_interrupted")
     assert len(messages[topics.MATERIALS]) == 2 and len(messages[topics.CLOUD]) == 1
@@ -236,7 +239,8 @@ def test_copy_inputs_and_per_window_clouds(input_bags, work, engine):
     assert counts[topics.CLOUD] == 3  # one per window, the last one is the final map
     assert counts[COLOR_TOPIC] == counts[DEPTH_TOPIC] == counts[topics.TF] == FRAMES and counts[topics.TF_STATIC] == 1
     metadata = yaml.safe_load((work / "out_copy" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"] for t in metadata["topics_with_message_count"]}
+    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+           for t in metadata["topics_with_message_count"]}
     assert yaml.safe_load(qos[topics.TF_STATIC])[0]["durability"] == 1
 
 

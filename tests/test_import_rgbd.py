@@ -99,7 +99,8 @@ def test_topics_encodings_and_latched_tf_static(sevenscenes_bag, sevenscenes_dir
     np.testing.assert_allclose(camera.K, np.loadtxt(sevenscenes_dir / "camera-intrinsics.txt"))
     metadata = yaml.safe_load((bag_path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert metadata["version"] == 8
-    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"] for t in metadata["topics_with_message_count"]}
+    qos = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+           for t in metadata["topics_with_message_count"]}
     assert yaml.safe_load(qos[topics.TF_STATIC])[0]["durability"] == 1  # RMW transient_local: latched
 
 
@@ -126,7 +127,8 @@ def test_tum_layout_keeps_its_stamps_and_depth_scale(sevenscenes_bag, tmp_path):
         color = cv2.imread(str(folder / f"frame-{3 * i:06d}.color.jpg"))
         cv2.imwrite(str(tum / "rgb" / f"{stamp:.6f}.png"), color)
         depth_mm = cv2.imread(str(folder / f"frame-{3 * i:06d}.depth.png"), cv2.IMREAD_UNCHANGED)
-        cv2.imwrite(str(tum / "depth" / f"{stamp + 0.004:.6f}.png"), (depth_mm.astype(np.uint32) * 5).clip(0, 65535).astype(np.uint16))
+        tum_depth = (depth_mm.astype(np.uint32) * 5).clip(0, 65535).astype(np.uint16)  # 1/5000 m units
+        cv2.imwrite(str(tum / "depth" / f"{stamp + 0.004:.6f}.png"), tum_depth)
         rgb_lines.append(f"{stamp:.6f} rgb/{stamp:.6f}.png")
         depth_lines.append(f"{stamp + 0.004:.6f} depth/{stamp + 0.004:.6f}.png")
         t, q = translation_quaternion_from_matrix(pose)

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rgbd.add_argument("folder", type=Path, help="dataset folder")
     rgbd.add_argument("output", type=Path, help="output bag directory (must not exist)")
-    rgbd.add_argument("--fps", type=float, default=10.0, help="frame rate stamped on 7-Scenes frames (default 10; TUM keeps its stamps)")
+    rgbd.add_argument("--fps", type=float, default=10.0,
+                      help="frame rate stamped on 7-Scenes frames (default 10; TUM keeps its stamps)")
     rgbd.add_argument("--compressed", action="store_true", help="colour as CompressedImage (the dataset's JPEG bytes)")
     rgbd.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="bag storage (default mcap)")
     rgbd.add_argument("--format", choices=("auto", "7scenes", "tum"), default="auto", dest="fmt")
@@ -68,7 +69,8 @@ def run_import(args: argparse.Namespace) -> int:
     except BagError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{summary.format}: {summary.frames} frames, {summary.poses} poses, {summary.duration_s:.1f} s -> {summary.path}")
+    print(f"{summary.format}: {summary.frames} frames, {summary.poses} poses, {summary.duration_s:.1f} s "
+          f"-> {summary.path}")
     return 0
 
 

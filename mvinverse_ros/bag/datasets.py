@@ -84,7 +84,8 @@ def _read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise BagError(f"Could not read {path}: {err}") from err
     if matrix.shape != shape or not np.all(np.isfinite(matrix)):
-        raise BagError(f"Could not read {path}: expected a finite {shape[0]}x{shape[1]} matrix, got shape {matrix.shape}")
+        raise BagError(f"Could not read {path}: expected a finite {shape[0]}x{shape[1]} matrix, "
+                       f"got shape {matrix.shape}")
     return matrix
 
 
@@ -158,7 +159,8 @@ def load_tum(folder: Path, intrinsics: tuple[float, float, float, float] | None 
     poses = []
     for row in _tum_list(folder / "groundtruth.txt"):
         if len(row) != 8:
-            raise BagError(f"{folder / 'groundtruth.txt'}: expected 'timestamp tx ty tz qx qy qz qw', got {' '.join(row)!r}")
+            raise BagError(f"{folder / 'groundtruth.txt'}: expected 'timestamp tx ty tz qx qy qz qw', "
+                           f"got {' '.join(row)!r}")
         values = [float(v) for v in row[1:]]
         poses.append((_seconds_to_ns(row[0]), matrix_from_translation_quaternion(values[:3], values[3:])))
     depth_stamps = np.array([s for s, _ in depth], dtype=np.int64)

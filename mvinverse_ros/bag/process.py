@@ -31,7 +31,7 @@ from mvinverse_ros.bag.sync import ApproximateSynchronizer
 from mvinverse_ros.bag.tf import buffer_from_bag
 from mvinverse_ros.bag.writer import BagWriter
 from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
-from mvinverse_ros.conversions.images import float_image_msg, rgb_image_msg
+from mvinverse_ros.conversions.images import rgb_image_msg
 from mvinverse_ros.conversions.materials import material_maps_msg
 from mvinverse_ros.conversions.pointcloud import cloud_msg
 from mvinverse_ros.geometry.transforms import TransformBuffer
@@ -81,7 +81,8 @@ def camera_streams(params: PerceptionParams, bag_topics: dict[str, str]) -> list
         image = topics.compressed(image) if inputs.transport == "compressed" else image
         for topic in (image, info):
             if topic not in bag_topics:
-                images = sorted(t for t, ty in bag_topics.items() if ty.endswith(("/Image", "/CompressedImage", "/CameraInfo")))
+                images = sorted(t for t, ty in bag_topics.items()
+                                if ty.endswith(("/Image", "/CompressedImage", "/CameraInfo")))
                 raise BagError(f"camera {camera!r}: topic {topic} is not in the bag (image-like topics there: "
                                f"{', '.join(images) or 'none'}); set inputs.* or inputs.transport")
         if depth and depth not in bag_topics:
@@ -111,7 +112,8 @@ class SheetSampler:
             self._first_stamp_ns = frame.stamp_ns
         if self._seen % self._every == 0:
             small = MaterialMaps(*(self._thumb(getattr(maps, f.name)) for f in dataclasses.fields(MaterialMaps)))
-            self._kept.append((f"{frame.source} +{(frame.stamp_ns - self._first_stamp_ns) / 1e9:.2f}s", self._thumb(frame.image), small))
+            label = f"{frame.source} +{(frame.stamp_ns - self._first_stamp_ns) / 1e9:.2f}s"
+            self._kept.append((label, self._thumb(frame.image), small))
             if len(self._kept) >= 2 * self.rows:
                 self._kept, self._every = self._kept[::2], self._every * 2
         self._seen += 1
@@ -166,7 +168,9 @@ class ProcessSummary:
             f"(real-time factor {self.real_time_factor:.2f})",
             "written: " + ", ".join(f"{t} {n}" for t, n in self.written.items()),
         ]
-        lines += [f"{what}: {path}" for what, path in (("ply", self.ply_path), ("contact sheet", self.sheet_path)) if path]
+        for what, path in (("ply", self.ply_path), ("contact sheet", self.sheet_path)):
+            if path:
+                lines.append(f"{what}: {path}")
         return lines
 
 
@@ -196,22 +200,15 @@ class BagProcessor:
         for index, maps in zip(result.window.publish, result.maps):
             frame = result.window.frames[index]
             stamp = frame.stamp_ns
-
-            def header():
-                return header_msg(self.factory, stamp, frame.frame_id)
-
-            images = {
-                topics.ALBEDO: rgb_image_msg(self.factory, maps.albedo, header()),
-                topics.ROUGHNESS: float_image_msg(self.factory, maps.roughness, header()),
-                topics.METALLIC: float_image_msg(self.factory, maps.metallic, header()),
-                topics.NORMAL: float_image_msg(self.factory, maps.normal, header()),
-                topics.NORMAL_VISUAL: rgb_image_msg(self.factory, normal_to_rgb8(maps.normal), header()),
-                topics.SHADING: float_image_msg(self.factory, maps.shading, header()),
-            }
+            materials = material_maps_msg(self.factory, frame, maps, stamps, index, inference_seconds=0.0)
+            # The image topics carry the same Image messages the MaterialMaps bundles, as the node does.
+            images = {topics.ALBEDO: materials.albedo, topics.ROUGHNESS: materials.roughness,
+                      topics.METALLIC: materials.metallic, topics.NORMAL: materials.normal,
+                      topics.NORMAL_VISUAL: rgb_image_msg(self.factory, normal_to_rgb8(maps.normal), materials.header),
+                      topics.SHADING: materials.shading}
             for topic, message in images.items():
                 out.write(topic, topics.IMAGE_TYPE, stamp, message)
-            out.write(topics.MATERIALS, topics.MATERIALS_TYPE, stamp,
-                      material_maps_msg(self.factory, frame, maps, stamps, index, inference_seconds=0.0))
+            out.write(topics.MATERIALS, topics.MATERIALS_TYPE, stamp, materials)
             sampler.offer(frame, maps)
             self._last_stamp_ns = max(self._last_stamp_ns, stamp)
 
@@ -304,7 +301,8 @@ class BagProcessor:
                 summary.cloud_points = len(cloud) if cloud is not None else 0
                 summary.written = dict(out.counts)
         counters = self.pipeline.counters
-        summary.windows, summary.published, summary.fused = counters["windows"], counters["published"], counters["fused"]
+        summary.windows, summary.published = counters["windows"], counters["published"]
+        summary.fused = counters["fused"]
         for reason in ("no_depth", "no_camera_info", "no_pose"):
             if counters[reason]:
                 summary.skips[f"unfused_{reason}"] = counters[reason]
