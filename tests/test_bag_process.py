@@ -26,6 +26,7 @@ from mvinverse_ros.geometry.camera import project_points
 from mvinverse_ros.geometry.transforms import invert, transform_points
 from mvinverse_ros.params import load_params
 from mvinverse_ros.types import CameraModel
+from test_import_rgbd import few_frames
 
 FRAMES = 6
 FAST = {
@@ -34,16 +35,6 @@ FAST = {
     "window.min_translation": "0", "window.min_rotation_deg": "0", "window.min_interval": "0",
     "fusion.pixel_stride": "4",
 }
-
-
-def few_frames(sevenscenes_dir: Path, folder: Path, count: int) -> Path:
-    folder.mkdir()
-    (folder / "camera-intrinsics.txt").symlink_to(sevenscenes_dir / "camera-intrinsics.txt")
-    for color in sorted(sevenscenes_dir.glob("frame-*.color.jpg"))[:count]:
-        stem = color.name.split(".")[0]
-        for suffix in ("color.jpg", "depth.png", "pose.txt"):
-            (folder / f"{stem}.{suffix}").symlink_to(sevenscenes_dir / f"{stem}.{suffix}")
-    return folder
 
 
 @pytest.fixture(scope="module")
