@@ -104,4 +104,6 @@ def run_process(args: argparse.Namespace) -> int:
         return 1
     for line in summary.lines():
         print(line)
+    if not loaded.trained:
+        print(f"note: maps came from UNTRAINED '{loaded.preset}' weights", file=sys.stderr)
     return 130 if summary.interrupted else 0
