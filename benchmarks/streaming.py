@@ -90,11 +90,6 @@ def max_abs_diff(maps_a, maps_b) -> float:
     return max(float(np.abs(getattr(a, n) - getattr(b, n)).max()) for a, b in zip(maps_a, maps_b) for n in MAP_NAMES)
 
 
-def cache_mib(engine: StreamingEngine) -> float:
-    tensors = [t for entry in engine._cache.values() for t in (entry.tokens, *entry.detail)]
-    return sum(t.numel() * t.element_size() for t in tensors) / MIB
-
-
 def compare(model, preset: str, frames: list[Frame], size: int, long_side: int, timed: int) -> dict:
     """One (preset, window size, resolution) row: interleaved timing of both paths."""
     windows = full_windows(frames, size, timed + 1)
@@ -120,7 +115,7 @@ def compare(model, preset: str, frames: list[Frame], size: int, long_side: int, 
         "full_ms_per_frame": round(full, 1), "stream_ms_per_frame": round(stream, 1),
         "speedup": round(full / stream, 2),
         "full_work_mib": round(full_work), "stream_work_mib": round(stream_work), "rss_mib": round(_status_mib("VmRSS")),
-        "cache_mib": round(cache_mib(engine), 1), "frames_encoded": engine.counters["frames_encoded"],
+        "cache_mib": round(engine.cache_bytes / MIB, 1), "frames_encoded": engine.counters["frames_encoded"],
         "max_abs_diff": worst,
     }
 
@@ -130,8 +125,8 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     parser.add_argument("--small-long-side", type=int, default=640, help="small preset input (640 = 7-Scenes' own)")
-    parser.add_argument("--official-long-side", type=int, default=224, help="official preset input (reduced for CPU)")
-    parser.add_argument("--windows", type=int, default=5, help="timed windows per small-preset row")
+    parser.add_argument("--official-long-side", type=int, default=168, help="official preset input (reduced for CPU)")
+    parser.add_argument("--windows", type=int, default=3, help="timed windows per small-preset row")
     parser.add_argument("--official-windows", type=int, default=2, help="timed windows per official row (0 = skip)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8], help="window sizes")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 windows, small sizes, no official")

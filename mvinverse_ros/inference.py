@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from mvinverse_ros.engine.preprocess import InferenceError
 from mvinverse_ros.engine.streaming import StreamingEngine
+from mvinverse_ros.model import MVInverse
 from mvinverse_ros.types import Frame, MaterialMaps, Window
 
 __all__ = ["InferenceError", "predict"]
@@ -20,7 +20,7 @@ __all__ = ["InferenceError", "predict"]
 
 def predict(
     images: Sequence[np.ndarray],
-    model: torch.nn.Module,
+    model: MVInverse,
     long_side: int = 518,
     device: str = "cpu",
     dtype: str = "fp32",

@@ -93,6 +93,8 @@ def test_publish_all_and_multiple_sources_keep_their_caches(model, kitchen_frame
         result = engine.run(window)
         assert max_abs_diff(result.maps, full_recompute(model, window, LONG_SIDE)) <= 1e-5
     assert engine.cached_frames == 6  # the right camera's window evicted none of the left's frames
+    per_frame = engine.cache_bytes / 6
+    assert per_frame >= 63 * 128 * 4  # at least the small preset's 9x7 tokens of width 128, float32
     engine.run(Window(2, left[1:] + (dataclasses.replace(kitchen_frames[12], source="left"),), (2,)))
     assert engine.counters["frames_encoded"] == 7 and engine.counters["evicted"] == 1
 
@@ -102,7 +104,7 @@ def test_reset_and_release_recompute(model, kitchen_frames):
     window = Window(0, tuple(kitchen_frames[:2]), (1,))
     first = engine.run(window)
     engine.reset()
-    assert engine.cached_frames == 0
+    assert engine.cached_frames == 0 and engine.cache_bytes == 0
     engine.release()
     again = engine.run(window)
     assert engine.counters["frames_encoded"] == 4

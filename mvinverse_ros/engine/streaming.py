@@ -10,7 +10,6 @@ recompute of the window (see tests/test_engine_streaming.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 
 import torch
 
@@ -22,8 +21,9 @@ from mvinverse_ros.engine.preprocess import (
     outputs_to_maps,
     resolve_device,
 )
+from mvinverse_ros.model import EncodedFrames, LoadedModel, MVInverse, load_model
 from mvinverse_ros.params import ModelParams
-from mvinverse_ros.types import Frame, Window, WindowResult
+from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
 
 CacheKey = tuple[str, int, tuple[int, int]]
 
@@ -47,15 +47,16 @@ class StreamingEngine:
         InferenceError: for an unusable device or dtype.
     """
 
-    def __init__(self, model: torch.nn.Module, device: str = "cpu", dtype: str = "fp32", long_side: int = 518):
+    def __init__(self, model: MVInverse, device: str = "cpu", dtype: str = "fp32", long_side: int = 518):
         self.device = resolve_device(device)
         self.dtype = dtype
-        autocast(self.device, dtype)  # validates the name now rather than at the first window
+        # Validate dtype and long side now rather than at the first window.
+        autocast(self.device, dtype)
         network_size(1, 1, long_side)
         self.long_side = long_side
         self.model = model.to(self.device).eval()
         self._on_device = True
-        self._cache: dict[CacheKey, object] = {}
+        self._cache: dict[CacheKey, EncodedFrames] = {}
         self.counters = {"frames_encoded": 0, "cache_hits": 0, "evicted": 0, "windows": 0}
 
     def run(self, window: Window) -> WindowResult:
@@ -86,7 +87,7 @@ class StreamingEngine:
         self.counters["windows"] += 1
         return WindowResult(window=window, maps=tuple(maps), inference_seconds=time.perf_counter() - started)
 
-    def _encoded(self, frames: tuple[Frame, ...], keys: list[CacheKey], size: tuple[int, int]):
+    def _encoded(self, frames: tuple[Frame, ...], keys: list[CacheKey], size: tuple[int, int]) -> EncodedFrames:
         """EncodedFrames of the whole window; encodes (in one batch) only the frames not cached."""
         if len(set(keys)) != len(keys):
             raise InferenceError("window holds two frames with the same source and stamp; cannot tell them apart")
@@ -98,10 +99,9 @@ class StreamingEngine:
             for j, i in enumerate(missing):
                 self._cache[keys[i]] = fresh.index([j])
             self.counters["frames_encoded"] += len(missing)
-        cached = [self._cache[key] for key in keys]
-        return type(cached[0]).cat(cached)
+        return EncodedFrames.cat([self._cache[key] for key in keys])
 
-    def _evict(self, keep: set[Hashable], sources: set[str]) -> None:
+    def _evict(self, keep: set[CacheKey], sources: set[str]) -> None:
         """Drop cached frames of these sources that are not in the current window (other cameras keep theirs)."""
         stale = [key for key in self._cache if key[0] in sources and key not in keep]
         for key in stale:
@@ -112,6 +112,12 @@ class StreamingEngine:
     def cached_frames(self) -> int:
         """How many frames' encoder outputs are held."""
         return len(self._cache)
+
+    @property
+    def cache_bytes(self) -> int:
+        """Memory held by the cached encoder outputs."""
+        tensors = [t for entry in self._cache.values() for t in (entry.tokens, *entry.detail)]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def reset(self) -> None:
         """Forget every cached frame (e.g. after a stream restart)."""
@@ -129,7 +135,9 @@ class StreamingEngine:
             torch.cuda.empty_cache()
 
 
-def full_recompute(model: torch.nn.Module, window: Window, long_side: int, device: str = "cpu", dtype: str = "fp32"):
+def full_recompute(
+    model: MVInverse, window: Window, long_side: int, device: str = "cpu", dtype: str = "fp32"
+) -> list[MaterialMaps]:
     """The official one-shot path: every frame through the whole network (all heads), no cache.
 
     The reference the engine's cached path is checked and benchmarked against; returns the
@@ -147,13 +155,11 @@ def full_recompute(model: torch.nn.Module, window: Window, long_side: int, devic
     )
 
 
-def engine_from_params(params: ModelParams):
+def engine_from_params(params: ModelParams) -> tuple[StreamingEngine, LoadedModel]:
     """(StreamingEngine, LoadedModel) as the `model.*` parameters describe.
 
     The caller should warn when `LoadedModel.trained` is False (random weights).
     """
-    from mvinverse_ros.model import load_model
-
     device = resolve_device(params.device)
     loaded = load_model(checkpoint=params.checkpoint, preset=params.preset, device=str(device))
     engine = StreamingEngine(loaded.model, device=str(device), dtype=params.dtype, long_side=params.long_side)
