@@ -1,6 +1,8 @@
 """`mvinverse-ros infer` on the real Mip-NeRF 360 room photos: every file it promises, at the right sizes."""
 from __future__ import annotations
 
+import shutil
+
 import cv2
 import numpy as np
 import pytest
@@ -45,16 +47,25 @@ def test_infer_writes_maps_npy_and_contact_sheet(room_dir, tmp_path, capsys):
     assert sheet.shape[1] == 6 * 192 and sheet.shape[0] == 10 * round(519 * 192 / 779)
 
 
-def test_infer_says_when_weights_are_untrained(room_dir, tmp_path, capsys):
+def test_infer_skips_undecodable_files_and_says_when_weights_are_untrained(room_dir, tmp_path, capsys):
     from mvinverse_ros.model import load_model
 
-    assert main(["infer", str(room_dir), "--out", str(tmp_path), "--preset", "tiny", "--long-side", "28",
-                 "--window", "10", "--device", "cpu"]) == 0
+    folder = tmp_path / "images"
+    folder.mkdir()
+    real = sorted(p for p in room_dir.iterdir() if p.suffix.lower() == ".jpg")[:3]
+    for path in real:
+        shutil.copy(path, folder / path.name)
+    (folder / "broken.jpg").write_bytes(real[0].read_bytes()[:200])  # truncated JPEG
+    out = tmp_path / "out"
+    assert main(["infer", str(folder), "--out", str(out), "--preset", "tiny", "--long-side", "28", "--window", "2",
+                 "--device", "cpu"]) == 0
     stderr = capsys.readouterr().err
+    assert "skipping" in stderr and "broken.jpg" in stderr and "1 undecodable files skipped" in stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(p.stem for p in real)
     assert ("UNTRAINED" in stderr) == (not load_model(preset="tiny").trained)
 
 
 def test_infer_rejects_a_folder_without_images(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("no pictures here")
     assert main(["infer", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
-    assert "no readable images" in capsys.readouterr().err
+    assert "no images" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
 The folder is cut into consecutive windows of `--window` images (the last window is filled up
 with earlier images, which are served from the engine's cache and not written twice), so any
-number of images runs in bounded memory with multi-view context.
+number of images runs in bounded memory with multi-view context. Undecodable files are
+reported, counted and skipped; the other images are still processed.
 """
 from __future__ import annotations
 
@@ -86,17 +87,10 @@ def infer(args: argparse.Namespace) -> int:
         print(f"error: {args.image_dir} is not a folder", file=sys.stderr)
         return 2
     paths = sorted(p for p in args.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    images = {}
-    for path in paths:
-        image = read_rgb(path)
-        if image is None:
-            print(f"warning: skipping {path}: not a decodable image", file=sys.stderr)
-        else:
-            images[path] = image
-    if not images:
-        print(f"error: no readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.image_dir}", file=sys.stderr)
+    if not paths:
+        print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.image_dir}", file=sys.stderr)
         return 2
-    stems = [path.stem for path in images]
+    stems = [path.stem for path in paths]
     if len(set(stems)) != len(stems):
         print(f"error: {args.image_dir} holds images that differ only in suffix; outputs are named by stem", file=sys.stderr)
         return 2
@@ -112,30 +106,43 @@ def infer(args: argparse.Namespace) -> int:
             "Pass --checkpoint with trained weights.",
             file=sys.stderr,
         )
+    if loaded.preset != args.preset and not args.checkpoint:
+        print(f"warning: --preset {args.preset} not used: the weights at {loaded.source} are a '{loaded.preset}' model",
+              file=sys.stderr)
     print(f"model: {loaded.preset} from {loaded.source}; device {engine.device}, dtype {args.dtype}", file=sys.stderr)
 
-    named = list(images.items())
-    frames = [Frame(stamp_ns=i, frame_id=path.stem, image=image, source=FOLDER_SOURCE) for i, (path, image) in enumerate(named)]
     args.out.mkdir(parents=True, exist_ok=True)
-    sheet_rows = []
-    seconds = 0.0
-    with tqdm(total=len(frames), unit="img", desc="infer") as progress:
-        for window_id, (indices, new) in enumerate(folder_windows(len(frames), args.window)):
-            window_frames = tuple(frames[i] for i in indices)
-            publish = tuple(range(len(window_frames) - new, len(window_frames)))
-            result = engine.run(Window(window_id=window_id, frames=window_frames, publish=publish))
-            seconds += result.inference_seconds
-            for frame, maps in result.published():
-                write_maps(args.out / frame.frame_id, maps)
-                sheet_rows.append(contact_sheet([(frame.frame_id, frame.image, maps)]))
+    sheet_rows, unreadable, seconds = [], set(), 0.0
+    with tqdm(total=len(paths), unit="img", desc="infer") as progress:
+        for window_id, (indices, new) in enumerate(folder_windows(len(paths), args.window)):
+            # Images are decoded per window so a large folder never sits in memory.
+            frames = []
+            for i in indices:
+                image = read_rgb(paths[i])
+                if image is None:
+                    if i not in unreadable:
+                        print(f"warning: skipping {paths[i]}: not a decodable image", file=sys.stderr)
+                    unreadable.add(i)
+                else:
+                    frames.append(Frame(stamp_ns=i, frame_id=paths[i].stem, image=image, source=FOLDER_SOURCE))
+            fresh = set(indices[len(indices) - new:])
+            publish = tuple(k for k, frame in enumerate(frames) if frame.stamp_ns in fresh)
+            if publish:
+                result = engine.run(Window(window_id=window_id, frames=tuple(frames), publish=publish))
+                seconds += result.inference_seconds
+                for frame, maps in result.published():
+                    write_maps(args.out / frame.frame_id, maps)
+                    sheet_rows.append(contact_sheet([(frame.frame_id, frame.image, maps)]))
             progress.update(new)
+    engine.release()
+    if not sheet_rows:
+        print(f"error: none of the {len(paths)} images in {args.image_dir} could be decoded", file=sys.stderr)
+        return 2
     sheet_path = args.out / "contact_sheet.png"
     cv2.imwrite(str(sheet_path), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR))
-    engine.release()
-    skipped = len(paths) - len(images)
     print(
-        f"wrote maps of {len(frames)} images to {args.out} ({seconds:.1f} s in the network"
-        f"{f', {skipped} unreadable files skipped' if skipped else ''}); overview: {sheet_path}",
+        f"wrote maps of {len(sheet_rows)} images to {args.out} ({seconds:.1f} s in the network"
+        f"{f', {len(unreadable)} undecodable files skipped' if unreadable else ''}); overview: {sheet_path}",
         file=sys.stderr,
     )
     return 0
