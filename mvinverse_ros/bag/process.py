@@ -142,6 +142,7 @@ class ProcessSummary:
     written: dict[str, int] = field(default_factory=dict)
     bag_seconds: float = 0.0
     wall_seconds: float = 0.0
+    network_seconds: float = 0.0
     interrupted: bool = False
     ply_path: Path | None = None
     sheet_path: Path | None = None
@@ -165,7 +166,8 @@ class ProcessSummary:
             f"skips: {skips}",
             f"windowing: {windowing}",
             f"{self.frames_per_second:.2f} frames/s, {self.bag_seconds:.1f} s of bag in {self.wall_seconds:.1f} s "
-            f"(real-time factor {self.real_time_factor:.2f})",
+            f"(real-time factor {self.real_time_factor:.2f}; network {self.network_seconds:.1f} s, "
+            f"everything else {self.wall_seconds - self.network_seconds:.1f} s)",
             "written: " + ", ".join(f"{t} {n}" for t, n in self.written.items()),
         ]
         for what, path in (("ply", self.ply_path), ("contact sheet", self.sheet_path)):
@@ -284,6 +286,7 @@ class BagProcessor:
                         if window is None:
                             continue
                         output = self.pipeline.process(window)
+                        summary.network_seconds += output.result.inference_seconds
                         self._write_result(out, output.result, sampler)
                         self._cloud_stale = self._cloud_stale or output.fused > 0
                         if self.params.bag.cloud_per_window and output.cloud_due:
