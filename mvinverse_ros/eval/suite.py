@@ -108,12 +108,14 @@ def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHOD
     return {m: a.result() for m, a in acc.items()}
 
 
-def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | None = None):
-    """(images uint8, depths m, cameras, poses) of a 7-Scenes folder resized to size=(w, h)."""
+def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | None = None, first: int = 0):
+    """(images uint8, depths m, cameras, poses) of frames first.. (at most `limit`) of a 7-Scenes folder,
+    resized to size=(w, h)."""
     from mvinverse_ros.bag.datasets import load_7scenes
 
     sequence = load_7scenes(Path(folder), fps=10.0)
-    samples = sequence.samples[:limit]
+    stop = None if limit is None else first + limit
+    samples = sequence.samples[first:stop]
     w, h = size
     camera = sequence.camera.resized(w, h)
     images, depths = [], []
@@ -125,15 +127,15 @@ def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | Non
         images.append(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1].copy())
         metres = raw.astype(np.float32) / sample.depth_per_metre
         depths.append(cv2.resize(metres, (w, h), interpolation=cv2.INTER_NEAREST))
-    poses = [pose for _, pose in sequence.poses[: len(samples)]]
+    poses = [pose for _, pose in sequence.poses[first:first + len(samples)]]
     return images, depths, [camera] * len(samples), poses
 
 
 def evaluate_sequence(folder: str | Path, model, long_side: int, window: int = 4, size: tuple[int, int] = (160, 120),
-                      limit: int | None = None, methods=METHODS) -> dict[str, dict[str, float]]:
+                      limit: int | None = None, first: int = 0, methods=METHODS) -> dict[str, dict[str, float]]:
     """Temporal reprojection RMSE between consecutive frames (both directions) inside windows of
     `window` frames, and over all pairs of each window, with the sequence's real depth and poses."""
-    images, depths, cameras, poses = load_rgbd_frames(folder, size, limit)
+    images, depths, cameras, poses = load_rgbd_frames(folder, size, limit, first)
     acc = {m: _Accumulator() for m in methods}
     for start in range(0, len(images) - window + 1, window):
         idx = list(range(start, start + window))
