@@ -1,4 +1,6 @@
 """Metrics on known values; correspondences and consistency on the real 7-Scenes frames."""
+import json
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,19 @@ def test_sequence_suite_baselines(sevenscenes_dir):
     assert results["constant"]["temporal_albedo_rmse"] == 0.0
     assert 0.0 < results["image-as-albedo"]["temporal_albedo_rmse"] < 0.3
     assert "| constant |" in format_table(results, "7-Scenes")
+
+
+def test_eval_command_writes_table_and_json(tmp_path, capsys):
+    pytest.importorskip("mitsuba")
+    from mvinverse_ros.cli import main
+    from mvinverse_ros.train.synthetic import RenderSettings, generate
+
+    generate(tmp_path / "scenes", 1, 2, 2, seed=3, settings=RenderSettings(56, 42, spp=4, aov_spp=1))
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--synthetic", str(tmp_path / "scenes"), "--methods", "constant,image-as-albedo",
+                 "--json", str(report)]) == 0
+    results = json.loads(report.read_text())["results"]["synthetic"]
+    assert results["constant"]["multiview_albedo_rmse"] == 0.0
+    assert results["image-as-albedo"]["multiview_albedo_rmse"] > 0.0
+    assert 0 < results["constant"]["normal_mean_deg"] < 90
+    assert "| image-as-albedo |" in capsys.readouterr().out
