@@ -114,7 +114,8 @@ def compare(model, preset: str, frames: list[Frame], size: int, long_side: int, 
         "preset": preset, "window": size, "network_hw": [height, width], "windows_timed": timed,
         "full_ms_per_frame": round(full, 1), "stream_ms_per_frame": round(stream, 1),
         "speedup": round(full / stream, 2),
-        "full_work_mib": round(full_work), "stream_work_mib": round(stream_work), "rss_mib": round(_status_mib("VmRSS")),
+        "full_work_mib": round(full_work), "stream_work_mib": round(stream_work),
+        "rss_mib": round(_status_mib("VmRSS")),
         "cache_mib": round(engine.cache_bytes / MIB, 1), "frames_encoded": engine.counters["frames_encoded"],
         "max_abs_diff": worst,
     }
@@ -139,7 +140,8 @@ def main() -> None:
     default_preset = load_params().model.preset
 
     rows = []
-    plans = [("small", args.small_long_side, args.windows), ("official", args.official_long_side, args.official_windows)]
+    plans = [("small", args.small_long_side, args.windows),
+             ("official", args.official_long_side, args.official_windows)]
     for preset, long_side, timed in plans:
         if timed == 0:
             continue
@@ -151,7 +153,8 @@ def main() -> None:
             print(f"# {rows[-1]}", file=sys.stderr, flush=True)
         del model
 
-    header = f"{'preset':9}{'win':>4}{'net HxW':>10}{'full ms':>10}{'stream ms':>11}{'speedup':>9}{'full +MiB':>10}{'strm +MiB':>10}{'cache MiB':>10}{'max|diff|':>11}"
+    header = (f"{'preset':9}{'win':>4}{'net HxW':>10}{'full ms':>10}{'stream ms':>11}{'speedup':>9}"
+              f"{'full +MiB':>10}{'strm +MiB':>10}{'cache MiB':>10}{'max|diff|':>11}")
     print(f"threads={args.threads}; ms per published frame (median of timed windows); +MiB = peak RSS above the RSS "
           "before the call (activations; the engine's cache is held in the RSS before); cache = engine cache size")
     print(header)

@@ -110,7 +110,8 @@ def test_map_pictures():
     maps = _maps()
     assert map_to_rgb8("albedo", maps)[0, 0].tolist() == [128, 128, 128]
     roughness = map_to_rgb8("roughness", maps)
-    assert roughness.shape == (6, 8, 3) and roughness[0, 0].tolist() == [0, 0, 0] and roughness[-1, -1].tolist() == [255] * 3
+    assert roughness.shape == (6, 8, 3)
+    assert roughness[0, 0].tolist() == [0, 0, 0] and roughness[-1, -1].tolist() == [255] * 3
     assert map_to_rgb8("normal", maps)[0, 0].tolist() == [128, 128, 0]  # camera-facing normal (0,0,-1)
     assert normal_to_rgb8(np.array([[[1.0, -1.0, 0.0]]]))[0, 0].tolist() == [255, 0, 128]
     with pytest.raises(KeyError, match="unknown map"):

@@ -29,7 +29,8 @@ def pose(x: float = 0.0, yaw_deg: float = 0.0) -> np.ndarray:
 def frame(t: float, camera_to_fixed: np.ndarray | None = None, source: str = "camera"):
     from mvinverse_ros.types import Frame
 
-    return Frame(stamp_ns=int(round(t * SECOND)), frame_id="cam", image=PIXEL, camera_to_fixed=camera_to_fixed, source=source)
+    return Frame(stamp_ns=int(round(t * SECOND)), frame_id="cam", image=PIXEL, camera_to_fixed=camera_to_fixed,
+                 source=source)
 
 
 def stamps_ms(window) -> list[int]:

@@ -38,12 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image_dir", type=Path, help="folder of RGB images (sorted by name = window order)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--preset", default=model.preset, help=f"architecture when no checkpoint (default {model.preset})")
-    weights.add_argument("--checkpoint", default=model.checkpoint, help="local .pt/.pth/.safetensors or Hugging Face repo id")
+    weights.add_argument("--preset", default=model.preset,
+                         help=f"architecture when no checkpoint (default {model.preset})")
+    weights.add_argument("--checkpoint", default=model.checkpoint,
+                         help="local .pt/.pth/.safetensors or Hugging Face repo id")
     parser.add_argument("--window", type=int, default=window.size, help=f"images per window (default {window.size})")
-    parser.add_argument("--long-side", type=int, default=model.long_side, help=f"network long side in pixels (default {model.long_side})")
+    parser.add_argument("--long-side", type=int, default=model.long_side,
+                        help=f"network long side in pixels (default {model.long_side})")
     parser.add_argument("--device", default=model.device, help=f"auto | cpu | cuda | cuda:N (default {model.device})")
-    parser.add_argument("--dtype", default=model.dtype, choices=("fp32", "bf16", "fp16"), help=f"(default {model.dtype})")
+    parser.add_argument("--dtype", default=model.dtype, choices=("fp32", "bf16", "fp16"),
+                        help=f"autocast precision (default {model.dtype})")
     parser.set_defaults(func=infer)
 
 
@@ -92,7 +96,8 @@ def infer(args: argparse.Namespace) -> int:
         return 2
     stems = [path.stem for path in paths]
     if len(set(stems)) != len(stems):
-        print(f"error: {args.image_dir} holds images that differ only in suffix; outputs are named by stem", file=sys.stderr)
+        print(f"error: {args.image_dir} holds images that differ only in suffix; outputs are named by stem",
+              file=sys.stderr)
         return 2
 
     model_params = dataclasses.replace(

@@ -1,6 +1,6 @@
-"""Images in, network tensors out, and network outputs back to MaterialMaps: the one code path
-shared by `predict`, the streaming engine, the node and the bag pipeline.
+"""Images to network tensors and network outputs back to MaterialMaps.
 
+The one code path shared by `predict`, the streaming engine, the node and the bag pipeline.
 The network needs sides that are multiples of its 14-pixel patch and was trained around a 518
 long side; robots send any size. So frames are resized to a common network size and every map
 is resized back to its frame's own size, normals re-normalised after interpolation.
@@ -26,8 +26,10 @@ class InferenceError(ValueError):
 
 
 def network_size(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(H, W) the network sees: long side scaled to `long_side` (capped at 1024), aspect kept,
-    each side floored to a multiple of 14 (at least one patch).
+    """(H, W) the network sees for an image of `height` x `width`.
+
+    The long side is scaled to `long_side` (capped at 1024), the aspect kept, and each side
+    floored to a multiple of 14 (at least one patch).
 
     Raises:
         InferenceError: for a long side below one patch or an empty image.
@@ -108,7 +110,9 @@ def resolve_device(device: str) -> torch.device:
     except RuntimeError as err:
         raise InferenceError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N): {err}") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InferenceError(f"device {device!r} asked for, but this torch build sees no CUDA device; use 'cpu' or 'auto'")
+        raise InferenceError(
+            f"device {device!r} asked for, but this torch build sees no CUDA device; use 'cpu' or 'auto'"
+        )
     if resolved.type not in ("cpu", "cuda"):
         raise InferenceError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
     return resolved
