@@ -299,8 +299,9 @@ class BagProcessor:
                     camera.sync.flush()
                     summary.skips.update({f"unpaired_{k}": v for k, v in camera.sync.unpaired.items()})
                 cloud = self.pipeline.cloud()
-                if cloud is not None and (self._cloud_stale or not self.params.bag.cloud_per_window):
-                    self._write_cloud(out, self._last_stamp_ns or last_stamp or 0)
+                published_any = self._last_stamp_ns > 0
+                if cloud is not None and published_any and (self._cloud_stale or not self.params.bag.cloud_per_window):
+                    self._write_cloud(out, self._last_stamp_ns)
                 summary.cloud_points = len(cloud) if cloud is not None else 0
                 summary.written = dict(out.counts)
         counters = self.pipeline.counters
