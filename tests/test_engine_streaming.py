@@ -13,16 +13,16 @@ import pytest
 import torch
 
 from mvinverse_ros.bag.datasets import load_7scenes
-from mvinverse_ros.engine.preprocess import InferenceError
+from mvinverse_ros.engine.preprocess import InferenceError, network_size
 from mvinverse_ros.engine.streaming import StreamingEngine, engine_from_params, full_recompute
 from mvinverse_ros.engine.windowing import WindowPolicy
 from mvinverse_ros.inference import predict
-from mvinverse_ros.model import build_model
+from mvinverse_ros.model import MVInverse, build_model, preset_config
 from mvinverse_ros.params import load_params
 from mvinverse_ros.types import Frame, Window
 from mvinverse_ros.visualize import MAP_NAMES
 
-LONG_SIDE = 126  # 9x7 patches: fast, still a multi-patch grid with detail features
+LONG_SIDE = 126  # 9x6 patches at 640x480: fast, still a multi-patch grid with detail features
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,10 +34,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def with_active_blocks(model):
+    """Freshly built LayerScales (1e-5) make every block nearly the identity, which would hide a decoder
+    that mixes the wrong frames or tokens below the 1e-5 tolerance; give the residual branches weight."""
+    with torch.no_grad():
+        for block in model.decoder:
+            block.ls1.gamma.normal_(0, 0.5)
+            block.ls2.gamma.normal_(0, 0.5)
+    return model
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_model("small").eval()
+    return with_active_blocks(build_model("small").eval())
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +66,53 @@ def max_abs_diff(maps_a, maps_b) -> float:
     return max(float(np.abs(getattr(a, n) - getattr(b, n)).max()) for a, b in zip(maps_a, maps_b) for n in MAP_NAMES)
 
 
+class TokensThroughBlocks:
+    """Counts the frames decoder block 0 processes and the tokens the last block outputs, per engine run."""
+
+    def __init__(self, model):
+        self.first_frames = self.last_tokens = 0
+        self._handles = [
+            model.decoder[0].register_forward_hook(self._first), model.decoder[-1].register_forward_hook(self._last)
+        ]
+
+    def _first(self, module, inputs, output):
+        self.first_frames += output.shape[0]
+
+    def _last(self, module, inputs, output):
+        self.last_tokens += output.shape[0] * output.shape[1]
+
+    def run(self, engine, window):
+        self.first_frames = self.last_tokens = 0
+        return engine.run(window)
+
+    def remove(self):
+        for handle in self._handles:
+            handle.remove()
+
+
 def test_streaming_equals_full_recompute_over_a_sliding_sequence(model, kitchen_frames):
     params = dataclasses.replace(load_params().window, size=3, min_translation=0.01, min_rotation_deg=1.0)
     policy = WindowPolicy(params)
     engine = StreamingEngine(model, device="cpu", dtype="fp32", long_side=LONG_SIDE)
+    height, width = network_size(480, 640, LONG_SIDE)
+    tokens_per_frame = model.config.decoder_registers + (height // 14) * (width // 14)
     # The real sequence, then the same frames again from the start (a bag loop: backwards clock).
     stream = kitchen_frames[:12] + kitchen_frames[:5]
-    windows, worst = [], 0.0
+    windows, worst, counted = [], 0.0, TokensThroughBlocks(model)
     for frame in stream:
         window = policy.push(frame)
         if window is None:
             continue
-        result = engine.run(window)
+        encoded_before = engine.counters["frames_encoded"]
+        result = counted.run(engine, window)
+        # Block 0 ran for the newly encoded frames only; the last block output the published frame's tokens only.
+        assert counted.first_frames == engine.counters["frames_encoded"] - encoded_before
+        assert counted.last_tokens == tokens_per_frame
         assert len(result.maps) == 1 and result.maps[0].albedo.shape == (480, 640, 3)
         worst = max(worst, max_abs_diff(result.maps, full_recompute(model, window, LONG_SIDE)))
         assert engine.cached_frames == len(window.frames)
         windows.append(window)
+    counted.remove()
     assert policy.counters["resets"] == 1
     assert len(windows) >= 6
     assert worst <= 1e-5
@@ -94,9 +135,26 @@ def test_publish_all_and_multiple_sources_keep_their_caches(model, kitchen_frame
         assert max_abs_diff(result.maps, full_recompute(model, window, LONG_SIDE)) <= 1e-5
     assert engine.cached_frames == 6  # the right camera's window evicted none of the left's frames
     per_frame = engine.cache_bytes / 6
-    assert per_frame >= 63 * 128 * 4  # at least the small preset's 9x7 tokens of width 128, float32
-    engine.run(Window(2, left[1:] + (dataclasses.replace(kitchen_frames[12], source="left"),), (2,)))
+    assert per_frame >= (5 + 9 * 6) * 128 * 4  # at least the block-0 output: 5 + 9x6 tokens of width 128, float32
+    slid = Window(2, left[1:] + (dataclasses.replace(kitchen_frames[12], source="left"),), (2, 0))
+    result = engine.run(slid)
     assert engine.counters["frames_encoded"] == 7 and engine.counters["evicted"] == 1
+    assert max_abs_diff(result.maps, full_recompute(model, slid, LONG_SIDE)) <= 1e-5
+
+
+def test_decode_of_some_frames_equals_the_rows_of_the_full_decode():
+    """output_frames and stopping after the last read pair change no value (here pair 3 of 4 is never read)."""
+    torch.manual_seed(3)
+    model = with_active_blocks(MVInverse(dataclasses.replace(preset_config("tiny"), read_pairs=(0, 2, 1, 2))).eval())
+    tokens = torch.randn(2, 4, 15, 48)
+    with torch.inference_mode():
+        every = model.decode(tokens, (3, 5), all_pairs=True)
+        read = model.decode(tokens, (3, 5))
+        some = model.decode_rest(model.decode_start(tokens, (3, 5)), (3, 5), output_frames=[3, 1])
+    assert len(every) == 4 and [p.shape for p in some] == [(2, 2, 20, 96)] * 4
+    for index, mine, selected in zip((0, 2, 1, 2), read, some):
+        assert torch.equal(mine, every[index])
+        assert torch.allclose(selected, every[index][:, [3, 1]], atol=1e-6, rtol=0)
 
 
 def test_reset_and_release_recompute(model, kitchen_frames):

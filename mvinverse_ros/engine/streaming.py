@@ -1,15 +1,18 @@
 """Windowed inference that pays for each frame's per-frame work once.
 
-In a sliding window each frame is seen by several consecutive windows. The DINOv2 tokens and
-ResNeXt features of a frame do not depend on the other frames, so they are cached per frame
-(keyed by source, stamp and network size) and dropped when the frame leaves its window. Only
-the decoder, whose global attention mixes all frames, runs over the whole window every time;
-the DPT heads run only for the frames that will be published. The result equals a full
-recompute of the window (see tests/test_engine_streaming.py).
+In a sliding window each frame is seen by several consecutive windows. The DINOv2 encoder,
+the ResNeXt features and decoder block 0 (attention within the frame) do not depend on the other
+frames, so their outputs are cached per frame (keyed by source, stamp and network size) and
+dropped when the frame leaves its window. The other decoder blocks, whose global attention mixes
+all frames, run over the whole window every time, except the last global block, which computes
+only the published frames' tokens (all frames still serve as its keys and values); the DPT heads
+run only for the published frames. The result equals a full recompute of the window (see
+tests/test_engine_streaming.py).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -21,11 +24,26 @@ from mvinverse_ros.engine.preprocess import (
     outputs_to_maps,
     resolve_device,
 )
-from mvinverse_ros.model import EncodedFrames, LoadedModel, MVInverse, load_model
+from mvinverse_ros.model import LoadedModel, MVInverse, load_model
 from mvinverse_ros.params import ModelParams
 from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
 
 CacheKey = tuple[str, int, tuple[int, int]]
+
+
+@dataclass
+class FrameWork:
+    """The window-independent work of one frame (the encoder tokens themselves are not needed again).
+
+    decoded: decoder block 0 output [R + P, C]; detail: the four ResNeXt maps, each [C_s, h_s, w_s].
+    """
+
+    decoded: torch.Tensor
+    detail: list[torch.Tensor]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.decoded, *self.detail))
 
 
 def window_network_size(frames: tuple[Frame, ...], long_side: int) -> tuple[int, int]:
@@ -56,7 +74,7 @@ class StreamingEngine:
         self.long_side = long_side
         self.model = model.to(self.device).eval()
         self._on_device = True
-        self._cache: dict[CacheKey, EncodedFrames] = {}
+        self._cache: dict[CacheKey, FrameWork] = {}
         self.counters = {"frames_encoded": 0, "cache_hits": 0, "evicted": 0, "windows": 0}
 
     def run(self, window: Window) -> WindowResult:
@@ -77,29 +95,33 @@ class StreamingEngine:
         keys = [(frame.source, frame.stamp_ns, size) for frame in window.frames]
         self._evict(keep=set(keys), sources={frame.source for frame in window.frames})
         publish = list(window.publish)
+        patch = self.model.config.patch_size
+        grid = (size[0] // patch, size[1] // patch)
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            encoded = self._encoded(window.frames, keys, size)
-            pairs = self.model.decode(encoded.tokens.unsqueeze(0), encoded.patch_grid)
-            outputs = self.model.run_heads(
-                [pair[0, publish] for pair in pairs], [stage[publish] for stage in encoded.detail], encoded.image_hw
-            )
+            work = self._frame_work(window.frames, keys, size)
+            started = torch.stack([entry.decoded for entry in work])
+            pairs = self.model.decode_rest(started.unsqueeze(0), grid, output_frames=publish)
+            detail = [torch.stack(stage) for stage in zip(*(work[i].detail for i in publish))]
+            outputs = self.model.run_heads([pair[0] for pair in pairs], detail, size)
         maps = outputs_to_maps(outputs, [(window.frames[i].height, window.frames[i].width) for i in publish])
         self.counters["windows"] += 1
         return WindowResult(window=window, maps=tuple(maps), inference_seconds=time.perf_counter() - started)
 
-    def _encoded(self, frames: tuple[Frame, ...], keys: list[CacheKey], size: tuple[int, int]) -> EncodedFrames:
-        """EncodedFrames of the whole window; encodes (in one batch) only the frames not cached."""
+    def _frame_work(self, frames: tuple[Frame, ...], keys: list[CacheKey], size: tuple[int, int]) -> list[FrameWork]:
+        """FrameWork of every frame of the window; computes (in one batch) only that of frames not cached."""
         if len(set(keys)) != len(keys):
             raise InferenceError("window holds two frames with the same source and stamp; cannot tell them apart")
         missing = [i for i, key in enumerate(keys) if key not in self._cache]
         self.counters["cache_hits"] += len(keys) - len(missing)
         if missing:
             batch = images_to_tensor([frames[i].image for i in missing], size, self.device)
-            fresh = self.model.encode_frames(batch)
+            encoded = self.model.encode_frames(batch)
+            decoded = self.model.decode_start(encoded.tokens, encoded.patch_grid)
             for j, i in enumerate(missing):
-                self._cache[keys[i]] = fresh.index([j])
+                # clone: a row view would keep the whole batch's storage alive after its other frames leave
+                self._cache[keys[i]] = FrameWork(decoded[j].clone(), [stage[j].clone() for stage in encoded.detail])
             self.counters["frames_encoded"] += len(missing)
-        return EncodedFrames.cat([self._cache[key] for key in keys])
+        return [self._cache[key] for key in keys]
 
     def _evict(self, keep: set[CacheKey], sources: set[str]) -> None:
         """Drop cached frames of these sources that are not in the current window (other cameras keep theirs)."""
@@ -110,14 +132,13 @@ class StreamingEngine:
 
     @property
     def cached_frames(self) -> int:
-        """How many frames' encoder outputs are held."""
+        """How many frames' per-frame work is held."""
         return len(self._cache)
 
     @property
     def cache_bytes(self) -> int:
-        """Memory held by the cached encoder outputs."""
-        tensors = [t for entry in self._cache.values() for t in (entry.tokens, *entry.detail)]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        """Memory held by the cached per-frame work."""
+        return sum(entry.nbytes for entry in self._cache.values())
 
     def reset(self) -> None:
         """Forget every cached frame (e.g. after a stream restart)."""

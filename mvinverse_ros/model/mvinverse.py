@@ -1,10 +1,11 @@
 """MVInverse, the multi-view inverse rendering network, split into per-frame, per-window and per-output stages.
 
-DINOv2 encoder and ResNeXt detail branch per frame; alternating frame/global attention decoder per
-window; five DPT heads per output frame.
+DINOv2 encoder, ResNeXt detail branch and decoder block 0 (frame attention) per frame; the other
+alternating frame/global attention blocks per window; five DPT heads per output frame.
 
-forward(images) == run_heads(decode(encode_frames(images))) exactly, so the streaming engine can
-cache the per-frame encoder work and still reproduce the one-shot model.
+forward(images) == run_heads(decode(encode_frames(images))) exactly, and decode ==
+decode_rest(decode_start(...)), so the streaming engine can cache the per-frame work, decode only
+the frames it publishes through the last global block, and still reproduce the one-shot model.
 """
 from __future__ import annotations
 
@@ -132,36 +133,81 @@ class MVInverse(nn.Module):
 
     # ---- per window --------------------------------------------------------------------------
     def decode(
-        self, tokens: torch.Tensor, patch_grid: tuple[int, int], all_pairs: bool = False
+        self,
+        tokens: torch.Tensor,
+        patch_grid: tuple[int, int],
+        all_pairs: bool = False,
+        output_frames: list[int] | None = None,
     ) -> list[torch.Tensor]:
-        """Alternating frame/global attention over a window.
+        """Alternating frame/global attention over a window: decode_rest(decode_start(tokens)).
 
         Args:
             tokens: [B, N, P, C] encoder patch tokens of N frames per window.
             patch_grid: (h, w) with h * w = P.
             all_pairs: return every (frame block, global block) pair instead of the ones the
                 heads read (for testing).
+            output_frames: see `decode_rest`.
 
         Returns:
-            Pairs [B, N, R + P, 2C] (R register tokens first): the `read_pairs` ones, or all.
+            Pairs [B, N, R + P, 2C] (R register tokens first; N = len(output_frames) if given): the
+            `read_pairs` ones, or all.
         """
-        batch, frames, num_patches, dim = tokens.shape
-        registers = self.register_token.to(tokens.dtype).expand(batch, frames, -1, -1)
-        x = torch.cat((registers, tokens), dim=2)
-        per_frame = x.shape[2]
-        heads = self.decoder[0].attn.num_heads
-        cos, sin = self.rope(tuple(patch_grid), registers.shape[2], dim // heads, x.device, x.dtype)
-        frame_rope = (cos, sin)
-        window_rope = (cos.repeat(frames, 1), sin.repeat(frames, 1))  # same positions in every frame
+        return self.decode_rest(self.decode_start(tokens, patch_grid), patch_grid, all_pairs, output_frames)
 
-        pairs = []
-        for index in range(0, len(self.decoder), 2):
-            x = self.decoder[index](x.reshape(batch * frames, per_frame, dim), rope=frame_rope)
+    def decode_start(self, tokens: torch.Tensor, patch_grid: tuple[int, int]) -> torch.Tensor:
+        """Registers + decoder block 0, which attends within one frame: [..., P, C] -> [..., R + P, C].
+
+        Depends on each frame alone, so a stream can compute it once per frame and cache it.
+        """
+        *lead, num_patches, dim = tokens.shape
+        registers = self.register_token[0, 0].to(tokens.dtype).expand(*lead, -1, -1)
+        x = torch.cat((registers, tokens), dim=-2).reshape(-1, registers.shape[-2] + num_patches, dim)
+        x = self.decoder[0](x, rope=self._frame_rope(patch_grid, x))
+        return x.reshape(*lead, *x.shape[1:])
+
+    def decode_rest(
+        self,
+        started: torch.Tensor,
+        patch_grid: tuple[int, int],
+        all_pairs: bool = False,
+        output_frames: list[int] | None = None,
+    ) -> list[torch.Tensor]:
+        """The decoder after block 0, on `decode_start`'s output [B, N, R + P, C].
+
+        Stops after the last pair the heads read (unless all_pairs). With output_frames, returns
+        the pairs of those frames only, [B, len(output_frames), R + P, 2C]; the last global block
+        then computes just their tokens (all frames' tokens still serve as its keys and values),
+        the only place where the other frames' outputs are needed by nothing later.
+        """
+        batch, frames, per_frame, dim = started.shape
+        frame_rope = self._frame_rope(patch_grid, started)
+        window_rope = (frame_rope[0].repeat(frames, 1), frame_rope[1].repeat(frames, 1))  # same in every frame
+        count = len(self.decoder) // 2 if all_pairs else max(self.config.read_pairs) + 1
+        selected = slice(None) if output_frames is None else list(output_frames)
+        query_index = None
+        if output_frames is not None:
+            frame_ids = torch.tensor(selected, device=started.device)
+            query_index = (frame_ids[:, None] * per_frame + torch.arange(per_frame, device=started.device)).flatten()
+
+        pairs, x = {}, started
+        for pair in range(count):
+            if pair:
+                x = self.decoder[2 * pair](x.reshape(batch * frames, per_frame, dim), rope=frame_rope)
             frame_out = x.reshape(batch, frames, per_frame, dim)
-            x = self.decoder[index + 1](x.reshape(batch, frames * per_frame, dim), rope=window_rope)
-            x = x.reshape(batch, frames, per_frame, dim)
-            pairs.append(torch.cat((frame_out, x), dim=-1))
-        return pairs if all_pairs else [pairs[i] for i in self.config.read_pairs]
+            last = pair == count - 1
+            x = self.decoder[2 * pair + 1](
+                frame_out.reshape(batch, frames * per_frame, dim), rope=window_rope,
+                query_index=query_index if last else None,
+            )
+            x = x.reshape(batch, -1, per_frame, dim)
+            if all_pairs or pair in self.config.read_pairs:
+                pairs[pair] = torch.cat((frame_out[:, selected], x if last else x[:, selected]), dim=-1)
+        return list(pairs.values()) if all_pairs else [pairs[i] for i in self.config.read_pairs]
+
+    def _frame_rope(self, patch_grid: tuple[int, int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE tables (cos, sin) for the tokens of one frame, [R + P, head_dim] each."""
+        head_dim = self.config.dim // self.config.decoder_heads
+        return self.rope(tuple(patch_grid), self.config.decoder_registers, head_dim, like.device, like.dtype)
 
     # ---- per output frame --------------------------------------------------------------------
     def run_heads(

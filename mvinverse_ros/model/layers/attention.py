@@ -26,14 +26,34 @@ class Attention(nn.Module):
         self.q_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps) if qk_norm else None
         self.k_norm = nn.LayerNorm(self.head_dim, eps=qk_norm_eps) if qk_norm else None
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """x [B, L, dim]; rope = (cos, sin) each [L, head_dim] or None."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        query_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B, L, dim]; rope = (cos, sin) each [L, head_dim] or None.
+
+        query_index: token positions [Q] whose outputs are wanted (all of x still serves as keys and
+        values), so a caller needing a few tokens' outputs skips the other queries' work. -> [B, Q, dim].
+        """
         batch, length, dim = x.shape
-        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, heads, L, head_dim]
+        if query_index is None:
+            q, k, v = self._split_heads(self.qkv(x), 3)
+            query_rope = rope
+        else:
+            weight, bias = self.qkv.weight, self.qkv.bias
+            (q,) = self._split_heads(F.linear(x[:, query_index], weight[:dim], bias[:dim]), 1)
+            k, v = self._split_heads(F.linear(x, weight[dim:], bias[dim:]), 2)
+            query_rope = None if rope is None else (rope[0][query_index], rope[1][query_index])
         if self.q_norm is not None:
             q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            q, k = apply_rope(q, *query_rope), apply_rope(k, *rope)
         x = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(x.transpose(1, 2).reshape(batch, length, dim))
+        return self.proj(x.transpose(1, 2).reshape(batch, q.shape[2], dim))
+
+    def _split_heads(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+        """[B, L, parts * dim] -> `parts` tensors [B, heads, L, head_dim]."""
+        batch, length = projected.shape[:2]
+        return projected.reshape(batch, length, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)

@@ -21,6 +21,13 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = LayerScale(dim)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x), rope=rope))
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        query_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B, L, dim] -> [B, L, dim], or only the tokens at `query_index` [Q] (all of x attended) -> [B, Q, dim]."""
+        residual = x if query_index is None else x[:, query_index]
+        x = residual + self.ls1(self.attn(self.norm1(x), rope=rope, query_index=query_index))
         return x + self.ls2(self.mlp(self.norm2(x)))
