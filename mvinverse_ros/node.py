@@ -78,6 +78,20 @@ class _ForwardToRosLogger(logging.Handler):
         log(record.getMessage(), throttle_duration_sec=LOG_THROTTLE)
 
 
+def _logged_transition(callback):
+    """Log the exception behind a failed transition (rclpy turns it into a silent ERROR)."""
+
+    @functools.wraps(callback)
+    def transition(self, state):
+        try:
+            return callback(self, state)
+        except Exception as err:
+            self.get_logger().error(f"{callback.__name__} failed: {type(err).__name__}: {err}")
+            raise
+
+    return transition
+
+
 class PerceptionNode(LifecycleNode):
     """MVInverse material maps and a fused material cloud from synchronized camera streams."""
 
@@ -95,7 +109,7 @@ class PerceptionNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._pipeline_lock = threading.Lock()  # process() vs reset() (time jumps)
         self._busy = threading.Event()          # set while the worker runs a window
-        self._publishers: dict[str, Any] = {}
+        self._outputs: dict[str, Any] = {}
         self._filters: list[Any] = []
         self._synchronizers: list[Any] = []
         self._topic_counts: Counter[str] = Counter()
@@ -139,6 +153,7 @@ class PerceptionNode(LifecycleNode):
         return build_params(values)
 
     # ----------------------------------------------------------------- lifecycle
+    @_logged_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.params = self.read_params()
@@ -160,7 +175,7 @@ class PerceptionNode(LifecycleNode):
         self.pipeline = PerceptionPipeline(self.params, engine)
         for name, msg_type in topics.OUTPUT_TYPES.items():
             cls = self.factory.message_class(msg_type)
-            self._publishers[name] = self.create_publisher(cls, _OUTPUTS[name], 5)
+            self._outputs[name] = self.create_publisher(cls, _OUTPUTS[name], 5)
         self._tf_buffer = Buffer(cache_time=Duration(seconds=max(10.0, 4 * self.params.window.reset_gap)), node=self)
         self._tf_listener = TransformListener(self._tf_buffer, self)
         return TransitionCallbackReturn.SUCCESS
@@ -176,12 +191,13 @@ class PerceptionNode(LifecycleNode):
         if inputs.reliability not in ("best_effort", "reliable"):
             raise ParameterError(f"inputs.reliability must be best_effort or reliable, got {inputs.reliability!r}")
 
+    @_logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._queue = LatestQueue(max(1, self.params.execution.queue_size))
         self._worker = threading.Thread(target=self._work, args=(self._queue,), name="mvinverse-worker", daemon=True)
         self._worker.start()
         self._subscribe(self.params)
-        self._jump_handler = self.get_clock().create_jump_handler(
+        self._jump_handler = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
             post_callback=self._on_time_jump)
         self._active_since = time.monotonic()
@@ -189,6 +205,7 @@ class PerceptionNode(LifecycleNode):
                                              callback_group=self._timers_group)
         return TransitionCallbackReturn.SUCCESS
 
+    @_logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
         self._stop_worker()
@@ -202,10 +219,12 @@ class PerceptionNode(LifecycleNode):
         self.pipeline.engine.release()  # frees GPU memory until the next activation
         return TransitionCallbackReturn.SUCCESS
 
+    @_logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release_configuration()
         return TransitionCallbackReturn.SUCCESS
 
+    @_logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
         self._stop_worker()
@@ -213,9 +232,9 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release_configuration(self) -> None:
-        for publisher in self._publishers.values():
+        for publisher in self._outputs.values():
             self.destroy_publisher(publisher)
-        self._publishers.clear()
+        self._outputs.clear()
         if self._tf_listener is not None:
             self._tf_listener.unregister()
         self._tf_listener = self._tf_buffer = None
@@ -350,7 +369,7 @@ class PerceptionNode(LifecycleNode):
             try:
                 with self._pipeline_lock:
                     output = self.pipeline.process(window)
-                self._inference.add(time.monotonic(), output.result.inference_seconds)
+                self._inference.add(time.monotonic(), float(output.result.inference_seconds))
                 self._publish_maps(output.result)
                 if output.cloud_due:
                     self._publish_cloud(window)
@@ -382,10 +401,10 @@ class PerceptionNode(LifecycleNode):
             for name, image in ((topics.ALBEDO, materials.albedo), (topics.ROUGHNESS, materials.roughness),
                                 (topics.METALLIC, materials.metallic), (topics.NORMAL, materials.normal),
                                 (topics.SHADING, materials.shading)):
-                self._publishers[name].publish(image)
-            self._publishers[topics.NORMAL_VISUAL].publish(
+                self._outputs[name].publish(image)
+            self._outputs[topics.NORMAL_VISUAL].publish(
                 rgb_image_msg(self.factory, normal_to_rgb8(maps.normal), materials.header))
-            self._publishers[topics.MATERIALS].publish(materials)
+            self._outputs[topics.MATERIALS].publish(materials)
             self.counters["frames_published"] += 1
             self._latency.add(time.monotonic(), (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9)
 
@@ -394,7 +413,7 @@ class PerceptionNode(LifecycleNode):
         if cloud is None or len(cloud) == 0:
             return
         header = header_msg(self.factory, window.frames[-1].stamp_ns, self.params.tf.fixed_frame)
-        self._publishers[topics.CLOUD].publish(cloud_msg(self.factory, cloud, header))
+        self._outputs[topics.CLOUD].publish(cloud_msg(self.factory, cloud, header))
         self.counters["clouds_published"] += 1
 
     # ----------------------------------------------------------------- diagnostics
@@ -459,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         if not options.manual_lifecycle:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 return 1
-            node.trigger_activate()
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                return 1
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             player.play(index)
             index += 1
             spin_for(player, 1.0 / args.rate)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         player.destroy_node()

@@ -136,3 +136,17 @@ def test_a_flood_of_input_drops_stale_windows_instead_of_falling_behind(graph):
     assert len(published) < len(sent)
     # the newest window wins: what comes out last is from the end of the flood, not its start
     assert max(published) >= sent[-(QUEUE_SIZE + 2)]
+
+
+def test_a_backwards_stamp_forgets_windows_tf_and_map_then_carries_on(graph):
+    node, player, listener = graph
+    resets = node.counters["time_resets"]
+    an_hour_ago = player.get_clock().now().nanoseconds - 3600 * 1_000_000_000
+    player.play(0, stamp_ns=an_hour_ago)  # what a looping bag replay looks like to the node
+    assert wait_until(lambda: node.counters["time_resets"] > resets, 30.0)
+    assert node.pipeline.cloud() is None or len(node.pipeline.cloud()) == 0
+    before = len(listener.received[topics.CLOUD])
+    for index in range(1, 4):
+        player.play(index)
+        time.sleep(0.5)
+    assert wait_until(lambda: len(listener.received[topics.CLOUD]) > before, 120.0)
