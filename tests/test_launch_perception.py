@@ -6,6 +6,7 @@ in a sourced workspace; skips cleanly where ROS 2 is not installed.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 import unittest
@@ -28,6 +29,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from mvinverse_ros import topics  # noqa: E402
 from mvinverse_ros.bag.importer import ODOM_FRAME  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # launch_test, unlike pytest, does not add tests/
 import ros_player  # noqa: E402
 
 SHARED = Path(os.environ.get("MVINVERSE_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
