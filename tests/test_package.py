@@ -85,8 +85,8 @@ def test_manifest_is_a_format3_ament_cmake_interface_package(manifest):
     assert "rosidl_interface_packages" in manifest["groups"]
     assert {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"} <= set(manifest["buildtool_depends"])
     assert "rosidl_default_runtime" in manifest["exec_depends"]
-    assert {"ament_lint_auto", "ament_cmake_flake8", "ament_cmake_pep257", "ament_cmake_xmllint", "launch_testing"} <= set(
-        manifest["test_depends"])
+    linters = {"ament_lint_auto", "ament_cmake_flake8", "ament_cmake_pep257", "ament_cmake_xmllint"}
+    assert linters | {"launch_testing", "launch_testing_ament_cmake"} <= set(manifest["test_depends"])
 
 
 def test_manifest_version_matches_setup_py(manifest):
