@@ -42,7 +42,7 @@ from mvinverse_ros.geometry.transforms import TransformError, matrix_from_transl
 from mvinverse_ros.params import (
     ParameterError, PerceptionParams, build_params, coerce, default_params_file, parameter_specs, read_params_file,
 )
-from mvinverse_ros.pipeline import PerceptionPipeline, frame_from_messages
+from mvinverse_ros.pipeline import NO_TRANSFORM, PerceptionPipeline, frame_from_messages
 from mvinverse_ros.ros.latest_queue import LatestQueue
 from mvinverse_ros.ros.messages import RclpyMessageFactory
 from mvinverse_ros.ros.stats import RecentSamples
@@ -285,18 +285,20 @@ class PerceptionNode(LifecycleNode):
         if self.counters["frames_in"] > 0:
             return
         lines = []
-        ours = self.params.inputs.reliability
+        best_effort_publishers = False
         for subscriber in self._filters:
             publishers = self.get_publishers_info_by_topic(subscriber.topic)
             kinds = sorted({p.qos_profile.reliability.name.lower() for p in publishers})
+            best_effort_publishers |= "best_effort" in kinds
             lines.append(f"{subscriber.topic}: {len(publishers)} publisher(s) {kinds or ''}, "
                          f"{self._topic_counts[subscriber.topic]} message(s) received")
-        hint = (f"inputs.reliability is '{ours}': a reliable subscription hears no best_effort publisher"
-                if ours == "reliable" else
-                "messages arrive but never pair: check that stamps agree within inputs.sync_slop and that "
-                "every listed topic publishes (set an unused depth topic to '')")
-        if not any(self._topic_counts.values()):
+        if self.params.inputs.reliability == "reliable" and best_effort_publishers:
+            hint = "inputs.reliability is 'reliable', which hears no best_effort publisher: set it to best_effort"
+        elif not any(self._topic_counts.values()):
             hint = "nothing received: check the topic names (namespace, remappings) and that a publisher runs"
+        else:
+            hint = ("messages arrive but never pair: check that their stamps agree within inputs.sync_slop and "
+                    "that every listed topic publishes (set an unused depth topic to '')")
         self.get_logger().warning(f"no synchronized frame yet. {hint}.\n  " + "\n  ".join(lines),
                                   throttle_duration_sec=30.0)
 
@@ -333,6 +335,12 @@ class PerceptionNode(LifecycleNode):
         self._inputs.add(time.monotonic())
         frame, reasons = frame_from_messages(image, camera_info, depth, camera, self._lookup_pose)
         self.counters.update(reasons)
+        if NO_TRANSFORM in reasons:
+            self.get_logger().warning(
+                f"{camera}: no transform {self.params.tf.fixed_frame} <- {image.header.frame_id} at the image stamp "
+                "(maps still published, no cloud). Replaying a bag? Play /tf_static as transient_local "
+                "(ros2 bag play --qos-profile-overrides-path) and use --clock with use_sim_time:=true",
+                throttle_duration_sec=30.0)
         if frame is None:
             return
         window = self.pipeline.submit(frame)
