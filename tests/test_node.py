@@ -150,3 +150,15 @@ def test_a_backwards_stamp_forgets_windows_tf_and_map_then_carries_on(graph):
         player.play(index)
         time.sleep(0.5)
     assert wait_until(lambda: len(listener.received[topics.CLOUD]) > before, 120.0)
+
+
+def test_every_lifecycle_transition_succeeds_and_leaves_no_worker(graph):
+    node = PerceptionNode("mvinverse_lifecycle", parameter_overrides=[Parameter("model.long_side", value=126)])
+    try:
+        for transition in ("configure", "activate", "deactivate", "activate", "deactivate", "cleanup",
+                           "configure", "activate", "shutdown"):
+            assert getattr(node, f"trigger_{transition}")() == TransitionCallbackReturn.SUCCESS, transition
+            assert not node.busy and node.queued_windows == 0
+        assert node.pipeline is None
+    finally:
+        node.destroy_node()
