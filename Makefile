@@ -6,8 +6,8 @@ PYTHON ?= python
 TORCH_SPEC ?= torch==2.13.0
 SHARED ?= $(abspath ../shared)
 DEMO_OUT ?= demo_out
-# Debian's real ROS 2 tooling for the system Python: ROS's msg parser, the ament linters, catkin_pkg.
-ROS_TOOLS := python3-rosidl python3-ament-flake8 python3-ament-pep257 python3-ament-xmllint python3-catkin-pkg
+# Debian's real ROS 2 tooling for the system Python: ROS's msg parser, the ament linters, catkin_pkg, colcon.
+ROS_TOOLS := python3-rosidl python3-ament-flake8 python3-ament-pep257 python3-ament-xmllint python3-catkin-pkg colcon
 
 .PHONY: install ros-tools test demo
 
@@ -25,5 +25,6 @@ test: install ros-tools
 	MVINVERSE_SHARED=$(SHARED) $(PYTHON) -m pytest -q tests
 
 demo: install
+	rm -rf $(DEMO_OUT)
 	mvinverse-ros bag import-rgbd $(SHARED)/data/7scenes-redkitchen $(DEMO_OUT)/redkitchen_bag --fps 10
 	mvinverse-ros bag process $(DEMO_OUT)/redkitchen_bag $(DEMO_OUT)/materials
