@@ -4,7 +4,8 @@ Both paths run in this one process on the same model and the same windows (keyfr
 WindowPolicy from the real poses, sliding, publishing the newest frame), interleaved window by
 window so machine load hits both alike. The full recompute sends every frame of every window
 through the encoder, ResNeXt, decoder and all heads (what the official script does per call);
-the engine encodes each frame once while it stays in the window and runs heads for the
+the engine runs each frame's encoder, ResNeXt and decoder block 0 once while it stays in the
+window, the last global decoder block for the published frame's tokens only, and heads for the
 published frame only.
 
     python benchmarks/streaming.py                 # small @ data resolution + official @ reduced size
