@@ -3,8 +3,8 @@
 Each step takes a window of consecutive frames, warps every frame's predicted albedo, roughness,
 metallic and shading to its next neighbour's pixels and penalises the differences (all four are
 view-independent in a static scene: diffuse shading does not depend on the viewer), plus an anchor
-loss tying frame 0's maps to a frozen copy of the starting model so that the easy way out
-(constant maps) stays closed.
+loss tying frame 0's maps to those of a frozen copy of the starting model on the same window, so
+that the easy way out (constant maps) stays closed.
 
 Correspondences come from real depth + poses (geometric reprojection, for robot / RGB-D data) or
 from DIS optical flow (plain video); both are computed once per neighbour pair at network size.
@@ -174,7 +174,7 @@ def finetune(source: str | Path, checkpoint: str, out_dir: str | Path, config: F
         start = int(rng.integers(len(sequence.images) - config.window + 1))
         window = images[start:start + config.window].to(device)
         with torch.no_grad():
-            anchor = {k: v[0, 0] for k, v in frozen(window[:1][None]).items()}
+            anchor = {k: v[0, 0] for k, v in frozen(window[None]).items()}
         pred = {k: v[0] for k, v in model(window[None]).items()}
         loss, parts = consistency_loss(pred, anchor, pairs[start:start + config.window - 1], config.anchor_weight)
         optimizer.zero_grad(set_to_none=True)
