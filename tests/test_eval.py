@@ -49,8 +49,10 @@ def kitchen(sevenscenes_dir):
 
 
 def test_reprojection_on_real_frames_matches_colours(kitchen):
-    """Pixels carried from frame 0 to frame 3 by real depth and poses see the same colour, far more
-    closely than pixels paired by the identity (the camera moved)."""
+    """Pixels carried from frame 0 to frame 3 by real depth and poses see the same colour.
+
+    Far more closely than pixels paired by the identity (the camera moved).
+    """
     images, depths, cameras, poses = kitchen
     corr = reprojection(depths[0], cameras[0], poses[0], depths[3], cameras[3], poses[3])
     assert len(corr) > 0.3 * 160 * 120

@@ -46,8 +46,10 @@ def test_albedo_times_shading_reconstructs_the_diffuse_render(diffuse_scene):
 
 
 def test_views_agree_through_depth_poses_and_intrinsics(diffuse_scene):
-    """Back-projecting one view's pixels with depth + pose lands on the same surface in the others:
-    same albedo, same world-frame normal."""
+    """Back-projecting one view's pixels with depth + pose lands on the same surface in the others.
+
+    Same albedo, same world-frame normal.
+    """
     s = diffuse_scene
     n, h, w = s["depth"].shape
     cameras = [CameraModel(w, h, K.astype(np.float64)) for K in s["K"]]

@@ -40,9 +40,13 @@ def reprojection(depth_src: np.ndarray, camera_src: CameraModel, pose_src: np.nd
     target's own depth there agrees within `relative_tolerance` (so occluded points drop out).
 
     Args:
-        depth_src, depth_dst: HxW metric depth (0 or NaN = invalid).
-        camera_src, camera_dst: pinhole calibrations of the depth images.
-        pose_src, pose_dst: 4x4 camera-to-world poses of the optical frames.
+        depth_src: HxW metric depth of the source view (0 or NaN = invalid).
+        camera_src: pinhole calibration of the source depth image.
+        pose_src: 4x4 camera-to-world pose of the source optical frame.
+        depth_dst: HxW metric depth of the target view.
+        camera_dst: pinhole calibration of the target depth image.
+        pose_dst: 4x4 camera-to-world pose of the target optical frame.
+        relative_tolerance: largest |target depth - projected depth| / projected depth kept.
     """
     pts = unproject_depth(depth_src, camera_src)
     src_to_dst = np.linalg.inv(pose_dst) @ pose_src
@@ -60,11 +64,15 @@ def reprojection(depth_src: np.ndarray, camera_src: CameraModel, pose_src: np.nd
 
 
 def optical_flow(image_src: np.ndarray, image_dst: np.ndarray, max_round_trip_px: float = 1.0) -> Correspondence:
-    """Dense DIS optical flow from source to target, kept where the backward flow returns within
-    `max_round_trip_px` (drops occlusions and flow failures).
+    """Dense DIS optical flow from source to target, checked forwards and backwards.
+
+    Pixels whose backward flow does not return within `max_round_trip_px` are dropped (occlusions,
+    flow failures).
 
     Args:
-        image_src, image_dst: HxWx3 uint8 RGB of the same size.
+        image_src: HxWx3 uint8 RGB.
+        image_dst: HxWx3 uint8 RGB of the same size.
+        max_round_trip_px: forward-backward tolerance in pixels.
     """
     grey = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in (image_src, image_dst)]
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)

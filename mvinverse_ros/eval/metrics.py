@@ -71,8 +71,11 @@ def normal_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict[st
 
 
 def consistency_sums(maps: Sequence[np.ndarray], pairs: dict[tuple[int, int], Correspondence]) -> tuple[float, int]:
-    """(sum of squared differences, count) between maps[i] at source pixels and maps[j] at their
-    nearest target pixels, over all channels of all pairs (i, j); combine runs before the root."""
+    """Sum of squared differences and their count, to be combined over runs before the root.
+
+    Compares maps[i] at the source pixels with maps[j] at their nearest target pixels, over all
+    channels of all pairs (i, j).
+    """
     total, count = 0.0, 0
     for (i, j), corr in pairs.items():
         r, c = corr.nearest()

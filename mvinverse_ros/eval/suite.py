@@ -1,5 +1,7 @@
-"""Evaluation runs: held-out synthetic scenes (material metrics + multi-view consistency) and real
-RGB-D sequences (temporal reprojection consistency), for the model and trivial baselines.
+"""Evaluation runs for the model and trivial baselines.
+
+Held-out synthetic scenes give material metrics and multi-view consistency; real RGB-D sequences
+give temporal reprojection consistency.
 
 Methods:
 - multi-view: the model on all frames of a window at once (what the robot runs);
@@ -109,8 +111,10 @@ def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHOD
 
 
 def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | None = None, first: int = 0):
-    """(images uint8, depths m, cameras, poses) of frames first.. (at most `limit`) of a 7-Scenes folder,
-    resized to size=(w, h)."""
+    """Images (uint8), depths (m), cameras and poses of a 7-Scenes folder resized to size=(w, h).
+
+    Frames from index `first` on, at most `limit` of them.
+    """
     from mvinverse_ros.bag.datasets import load_7scenes
 
     sequence = load_7scenes(Path(folder), fps=10.0)
@@ -133,8 +137,11 @@ def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | Non
 
 def evaluate_sequence(folder: str | Path, model, long_side: int, window: int = 4, size: tuple[int, int] = (160, 120),
                       limit: int | None = None, first: int = 0, methods=METHODS) -> dict[str, dict[str, float]]:
-    """Temporal reprojection RMSE between consecutive frames (both directions) inside windows of
-    `window` frames, and over all pairs of each window, with the sequence's real depth and poses."""
+    """Reprojection consistency on a real sequence, through its own depth and poses.
+
+    temporal_*: consecutive frames (both directions) inside windows of `window` frames;
+    window_*: all pairs of each window.
+    """
     images, depths, cameras, poses = load_rgbd_frames(folder, size, limit, first)
     acc = {m: _Accumulator() for m in methods}
     for start in range(0, len(images) - window + 1, window):

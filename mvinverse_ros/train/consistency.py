@@ -112,8 +112,10 @@ def neighbour_correspondences(sequence: Sequence, method: str) -> list[Correspon
 
 
 def warp_difference(source: torch.Tensor, target: torch.Tensor, corr: Correspondence) -> torch.Tensor:
-    """Mean squared difference between `source` [H,W,C] at corr's pixels and `target` [H,W,C]
-    bilinearly sampled where those pixels land (gradients flow into both)."""
+    """Mean squared difference of `source` [H,W,C] and `target` [H,W,C] at corresponding pixels.
+
+    The target is sampled bilinearly where the source pixels land; gradients flow into both.
+    """
     if len(corr) == 0:
         return source.new_zeros(())
     h, w = target.shape[:2]
@@ -132,6 +134,7 @@ def consistency_loss(pred: dict[str, torch.Tensor], anchor: dict[str, torch.Tens
         pred: the model's maps for one window, each [N, H, W, C].
         anchor: the frozen model's maps for frame 0, each [H, W, C].
         pairs: correspondence k -> k + 1 for k in 0..N-2.
+        anchor_weight: weight of the anchor term.
     """
     warp = sum(warp_difference(pred[key][k], pred[key][k + 1], corr)
                for key in CONSISTENT_KEYS for k, corr in enumerate(pairs)) / max(len(pairs), 1)

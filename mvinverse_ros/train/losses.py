@@ -63,7 +63,8 @@ def material_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
     """Sum of all terms (weights 1) and each term's value for logging.
 
     Args:
-        pred, target: maps keyed albedo/metallic/roughness/shading/normal, each [F, H, W, C].
+        pred: maps keyed albedo/metallic/roughness/shading/normal, each [F, H, W, C].
+        target: ground truth with the same keys and shapes.
         mask: [F, H, W] bool, pixels with ground truth.
         scale_invariant_albedo: use the per-channel least-squares scale on albedo (after warm-up).
     """
