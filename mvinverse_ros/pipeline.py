@@ -1,5 +1,6 @@
-"""The perception pipeline shared by the ROS node and `mvinverse-ros bag process`: frames in,
-windows through the network, material maps and a fused material cloud out.
+"""The perception pipeline shared by the ROS node and `mvinverse-ros bag process`.
+
+Frames in, windows through the network, material maps and a fused material cloud out.
 
 ROS-free and thread-agnostic: it never starts threads and never blocks on anything but the
 network. The node may call `submit` from its subscription callback and `process` from its

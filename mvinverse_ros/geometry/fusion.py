@@ -47,8 +47,10 @@ class SurfacePoints:
 
 @dataclass(frozen=True, kw_only=True)
 class MaterialCloud(SurfacePoints):
-    """The fused map: one averaged point per voxel, plus `view_count` (N,) uint32, the number of
-    integrated frames that touched the voxel."""
+    """The fused map: one averaged point per voxel.
+
+    `view_count` (N,) uint32 is the number of integrated frames that touched the voxel.
+    """
 
     view_count: np.ndarray
 

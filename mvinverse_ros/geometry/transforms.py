@@ -47,7 +47,7 @@ def invert(T: np.ndarray) -> np.ndarray:
 
 
 def compose(*transforms: np.ndarray) -> np.ndarray:
-    """Left-to-right product: compose(T_a_b, T_b_c) == T_a_c."""
+    """Left-to-right product of 4x4 transforms, so that T_a_b then T_b_c gives T_a_c."""
     out = np.eye(4)
     for T in transforms:
         out = out @ np.asarray(T, dtype=np.float64)
