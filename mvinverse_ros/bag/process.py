@@ -25,73 +25,23 @@ from tqdm import tqdm
 
 from mvinverse_ros import topics
 from mvinverse_ros.bag.errors import BagError
+from mvinverse_ros.bag.frames import BagFrameReader
 from mvinverse_ros.bag.ply import write_ply
-from mvinverse_ros.bag.reader import BagReader
-from mvinverse_ros.bag.sync import ApproximateSynchronizer
-from mvinverse_ros.bag.tf import buffer_from_bag
+from mvinverse_ros.bag.reader import BagMessage, BagReader
 from mvinverse_ros.bag.writer import BagWriter
 from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
 from mvinverse_ros.conversions.images import rgb_image_msg
 from mvinverse_ros.conversions.materials import material_maps_msg
 from mvinverse_ros.conversions.pointcloud import cloud_msg
-from mvinverse_ros.geometry.transforms import TransformBuffer
 from mvinverse_ros.params import PerceptionParams
-from mvinverse_ros.pipeline import PerceptionPipeline, frame_from_messages
+from mvinverse_ros.pipeline import PerceptionPipeline
 from mvinverse_ros.types import Frame, MaterialMaps, WindowResult
 from mvinverse_ros.visualize import contact_sheet, normal_to_rgb8
 
 LOG = logging.getLogger(__name__)
 
-IMAGE_STREAM, INFO_STREAM, DEPTH_STREAM = "image", "camera_info", "depth"
 SHEET_ROWS = 4
 SHEET_TILE_WIDTH = 192
-
-
-@dataclass
-class CameraStreams:
-    """The input topics of one camera and its synchronizer."""
-
-    name: str
-    image_topic: str
-    info_topic: str
-    depth_topic: str | None
-    sync: ApproximateSynchronizer
-
-    def stream_of(self, topic: str) -> str:
-        return {self.image_topic: IMAGE_STREAM, self.info_topic: INFO_STREAM, self.depth_topic: DEPTH_STREAM}[topic]
-
-
-def camera_streams(params: PerceptionParams, bag_topics: dict[str, str]) -> list[CameraStreams]:
-    """One CameraStreams per entry of `inputs.cameras`, checked against the bag's topics.
-
-    Raises:
-        BagError: list parameters of different lengths, or an image / camera_info topic the bag lacks.
-    """
-    inputs = params.inputs
-    lists = {"inputs.image_topics": inputs.image_topics, "inputs.camera_info_topics": inputs.camera_info_topics,
-             "inputs.depth_topics": inputs.depth_topics}
-    for name, values in lists.items():
-        if len(values) != len(inputs.cameras):
-            raise BagError(f"{name} has {len(values)} entries but inputs.cameras has {len(inputs.cameras)}")
-    if inputs.transport not in ("raw", "compressed"):
-        raise BagError(f"inputs.transport must be raw or compressed, got {inputs.transport!r}")
-    streams = []
-    for camera, image, info, depth in zip(inputs.cameras, inputs.image_topics, inputs.camera_info_topics,
-                                          inputs.depth_topics):
-        image = topics.compressed(image) if inputs.transport == "compressed" else image
-        for topic in (image, info):
-            if topic not in bag_topics:
-                images = sorted(t for t, ty in bag_topics.items()
-                                if ty.endswith(("/Image", "/CompressedImage", "/CameraInfo")))
-                raise BagError(f"camera {camera!r}: topic {topic} is not in the bag (image-like topics there: "
-                               f"{', '.join(images) or 'none'}); set inputs.* or inputs.transport")
-        if depth and depth not in bag_topics:
-            LOG.warning("camera %r: depth topic %s is not in the bag; no cloud from this camera", camera, depth)
-            depth = ""
-        names = (IMAGE_STREAM, INFO_STREAM) + ((DEPTH_STREAM,) if depth else ())
-        sync = ApproximateSynchronizer(names, inputs.sync_queue_size, round(inputs.sync_slop * 1e9))
-        streams.append(CameraStreams(camera, image, info, depth or None, sync))
-    return streams
 
 
 class SheetSampler:
@@ -193,10 +143,6 @@ class BagProcessor:
         self._cloud_stale = False
         self._last_stamp_ns = 0
 
-    def _lookup_pose(self, buffer: TransformBuffer):
-        fixed = self.params.tf.fixed_frame
-        return lambda frame_id, stamp_ns: buffer.lookup(fixed, frame_id, stamp_ns)
-
     def _write_result(self, out: BagWriter, result: WindowResult, sampler: SheetSampler) -> None:
         stamps = [f.stamp_ns for f in result.window.frames]
         for index, maps in zip(result.window.publish, result.maps):
@@ -239,46 +185,24 @@ class BagProcessor:
         self.pipeline = PerceptionPipeline(self.params, self.engine)
         self._cloud_stale, self._last_stamp_ns = False, 0
         with BagReader(input_path) as bag:
-            streams = camera_streams(self.params, bag.topics)
-            by_topic = {}
-            for camera in streams:
-                for topic in (camera.image_topic, camera.info_topic, camera.depth_topic):
-                    if topic:
-                        by_topic[topic] = camera
-            buffer, rejected = buffer_from_bag(bag)
-            summary.skips["rejected_transform"] += rejected
-            summary.skips.update(bag.skips)
-            bag.skips.clear()
-            lookup = self._lookup_pose(buffer)
+            reader = BagFrameReader(bag, self.params)
+            image_topics = {camera.image_topic for camera in reader.streams}
             copy = self.params.bag.copy_inputs
-            tf_topics = [t for t in (topics.TF, topics.TF_STATIC) if t in bag.topics]
-            wanted = list(by_topic) + (tf_topics if copy else [])
-            total_images = sum(bag.message_counts.get(c.image_topic, 0) for c in streams)
+            tf_topics = [t for t in (topics.TF, topics.TF_STATIC) if t in bag.topics] if copy else []
             first_stamp = last_stamp = None
             with BagWriter(output_path, self.typestore, self.params.bag.storage) as out, \
-                    tqdm(total=total_images, unit="img", desc="bag process", disable=not progress) as bar:
+                    tqdm(total=reader.total_images, unit="img", desc="bag process", disable=not progress) as bar:
                 sampler = SheetSampler()
+
+                def on_message(message: BagMessage) -> None:
+                    if copy:
+                        out.write_raw(message.topic, message.msgtype, message.log_time_ns, message.raw,
+                                      latched=message.topic == topics.TF_STATIC)
+                    if message.topic in image_topics and message.message is not None:
+                        bar.update(1)
+
                 try:
-                    for message in bag.messages(wanted, undecoded=tf_topics):
-                        if copy:
-                            out.write_raw(message.topic, message.msgtype, message.log_time_ns, message.raw,
-                                          latched=message.topic == topics.TF_STATIC)
-                        camera = by_topic.get(message.topic)
-                        if camera is None or message.message is None:
-                            continue
-                        stream = camera.stream_of(message.topic)
-                        if stream == IMAGE_STREAM:
-                            summary.image_messages += 1
-                            bar.update(1)
-                        matched = camera.sync.add(stream, message.message)
-                        if matched is None:
-                            continue
-                        parts = dict(zip(camera.sync.streams, matched))
-                        frame, reasons = frame_from_messages(parts[IMAGE_STREAM], parts[INFO_STREAM],
-                                                             parts.get(DEPTH_STREAM), camera.name, lookup)
-                        summary.skips.update(reasons)
-                        if frame is None:
-                            continue
+                    for frame in reader.frames(passthrough=tf_topics, on_message=on_message):
                         summary.frames += 1
                         first_stamp = frame.stamp_ns if first_stamp is None else min(first_stamp, frame.stamp_ns)
                         last_stamp = frame.stamp_ns if last_stamp is None else max(last_stamp, frame.stamp_ns)
@@ -294,10 +218,9 @@ class BagProcessor:
                 except KeyboardInterrupt:
                     summary.interrupted = True
                     LOG.warning("interrupted: closing %s with everything processed so far", output_path)
-                summary.skips.update(bag.skips)
-                for camera in streams:
-                    camera.sync.flush()
-                    summary.skips.update({f"unpaired_{k}": v for k, v in camera.sync.unpaired.items()})
+                reader.finish()
+                summary.image_messages = reader.image_messages
+                summary.skips.update(reader.skips)
                 cloud = self.pipeline.cloud()
                 published_any = self._last_stamp_ns > 0
                 if cloud is not None and published_any and (self._cloud_stale or not self.params.bag.cloud_per_window):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -42,12 +44,24 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    from mvinverse_ros.bag import BagError
+    from mvinverse_ros.params import ParameterError, load_params, parse_overrides
+
     from .consistency import FinetuneConfig, finetune
 
     config = FinetuneConfig(steps=args.steps, window=args.window, lr=args.lr, anchor_weight=args.anchor_weight,
                             correspondence=args.correspondence, checkpoint_every=args.checkpoint_every,
                             threads=args.threads, seed=args.seed)
-    finetune(args.source, args.checkpoint, args.out, config, size=args.size, limit=args.limit)
+    try:
+        params = load_params(args.params_file, parse_overrides(args.set))
+    except ParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        finetune(args.source, args.checkpoint, args.out, config, size=args.size, limit=args.limit, params=params)
+    except BagError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -84,7 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     ft = subparsers.add_parser(
         "finetune", help="self-supervised multi-view consistency fine-tuning on an unlabeled sequence")
-    ft.add_argument("source", help="image folder (flow correspondences) or 7-Scenes folder (depth + poses)")
+    ft.add_argument("source", help="image folder (flow correspondences), 7-Scenes folder (depth + poses) or "
+                    "rosbag directory / .mcap (depth + poses from its tf when it has them, else flow)")
+    ft.add_argument("--params-file", type=Path,
+                    help="for a bag: node params file (YAML) naming its topics (inputs.*) and tf.fixed_frame")
+    ft.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="for a bag: override one parameter, e.g. --set inputs.sync_slop=0.1 (repeatable)")
     ft.add_argument("--out", required=True, help="output folder (last.safetensors, log.jsonl)")
     ft.add_argument("--checkpoint", default="", help='starting weights ("" = bundled default)')
     ft.add_argument("--correspondence", choices=["auto", "depth", "flow"], default="auto",

@@ -8,10 +8,13 @@ that the easy way out (constant maps) stays closed.
 
 Correspondences come from real depth + poses (geometric reprojection, for robot / RGB-D data) or
 from DIS optical flow (plain video); both are computed once per neighbour pair at network size.
+Sequences are image folders, 7-Scenes folders or rosbags (read by the offline bag reader, with
+poses from the bag's own tf), so a robot's recording fine-tunes the model it runs.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -25,9 +28,10 @@ import torch.nn.functional as F
 
 from mvinverse_ros.eval.correspondence import Correspondence, optical_flow, reprojection
 from mvinverse_ros.model import load_model, save_checkpoint
+from mvinverse_ros.params import PerceptionParams, load_params
 from mvinverse_ros.train.losses import masked_mse
 from mvinverse_ros.train.trainer import LOG_FILE, MODEL_FILE, pick_device
-from mvinverse_ros.types import CameraModel
+from mvinverse_ros.types import CameraModel, Frame
 
 CONSISTENT_KEYS = ("albedo", "roughness", "metallic", "shading")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
@@ -86,21 +90,85 @@ def load_image_folder(folder: str | Path, size: tuple[int, int], limit: int | No
     return Sequence(images)
 
 
-def load_sequence(source: str | Path, size: tuple[int, int], limit: int | None = None) -> Sequence:
-    """A 7-Scenes folder (with depth and poses) or a plain image folder."""
+def is_bag(source: str | Path) -> bool:
+    """A single .mcap file or a rosbag2 directory (it holds metadata.yaml)."""
+    path = Path(source)
+    return path.suffix == ".mcap" if path.is_file() else (path / "metadata.yaml").is_file()
+
+
+def resized_frame(frame: Frame, size: tuple[int, int]) -> Frame:
+    """The frame at network size=(w, h); nearest-neighbour depth so that no depth blends across edges."""
+    return dataclasses.replace(
+        frame, image=cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA),
+        depth=None if frame.depth is None else cv2.resize(frame.depth, size, interpolation=cv2.INTER_NEAREST),
+        camera=None if frame.camera is None else frame.camera.resized(*size))
+
+
+def sequence_from_frames(frames: list[Frame]) -> Sequence:
+    """Depth, cameras and poses only when every frame has all three (reprojection needs both ends)."""
+    images = [f.image for f in frames]
+    if not all(f.depth is not None and f.camera is not None and f.camera_to_fixed is not None for f in frames):
+        return Sequence(images)
+    return Sequence(images, [f.depth for f in frames], [f.camera for f in frames], [f.camera_to_fixed for f in frames])
+
+
+def load_bag_sequence(bag_path: str | Path, size: tuple[int, int], limit: int | None = None,
+                      params: PerceptionParams | None = None) -> Sequence:
+    """The first configured camera's synchronized frames of a rosbag, resized to size=(w, h).
+
+    Topics, pairing slop and the fixed frame of the poses come from `params` (defaults if None).
+
+    Raises:
+        BagError: the bag cannot be read or lacks the configured topics.
+        FileNotFoundError: fewer than 2 frames.
+    """
+    from mvinverse_ros.bag.frames import iter_frames
+
+    params = params or load_params()
+    camera = params.inputs.cameras[0]
+    frames = []
+    for frame in iter_frames(bag_path, params):
+        if frame.source == camera:
+            frames.append(resized_frame(frame, size))  # full-size frames go at once: bags can be long
+        if limit is not None and len(frames) >= limit:
+            break
+    if len(frames) < 2:
+        raise FileNotFoundError(f"need at least 2 frames of camera {camera!r} in bag {bag_path}, found {len(frames)}")
+    return sequence_from_frames(frames)
+
+
+def load_sequence(source: str | Path, size: tuple[int, int], limit: int | None = None,
+                  params: PerceptionParams | None = None) -> Sequence:
+    """A rosbag (see load_bag_sequence), a 7-Scenes folder (with depth and poses) or a plain image folder."""
     from mvinverse_ros.eval.suite import load_rgbd_frames
 
+    if is_bag(source):
+        return load_bag_sequence(source, size, limit, params)
     if any(Path(source).glob("frame-*.color.*")):
         images, depths, cameras, poses = load_rgbd_frames(source, size, limit)
         return Sequence(images, depths, cameras, poses)
     return load_image_folder(source, size, limit)
 
 
+def correspondence_method(sequence: Sequence, method: str) -> str:
+    """'depth' or 'flow': what `method` ('auto' | 'depth' | 'flow') means for this sequence.
+
+    Raises:
+        ValueError: 'depth' asked of a sequence without depth, cameras and poses, or an unknown method.
+    """
+    if method not in ("auto", "depth", "flow"):
+        raise ValueError(f"correspondence must be auto, depth or flow, got {method!r}")
+    if method == "depth" and sequence.depths is None:
+        raise ValueError("correspondence 'depth' needs depth, camera_info and poses on every frame "
+                         "(a 7-Scenes folder, or a bag with registered depth and tf to the fixed frame)")
+    if method == "auto":
+        return "flow" if sequence.depths is None else "depth"
+    return method
+
+
 def neighbour_correspondences(sequence: Sequence, method: str) -> list[Correspondence]:
     """Correspondence from frame k to frame k + 1 for every k."""
-    use_depth = method == "depth" or (method == "auto" and sequence.depths is not None)
-    if use_depth and sequence.depths is None:
-        raise ValueError("correspondence 'depth' needs depth and poses (a 7-Scenes folder)")
+    use_depth = correspondence_method(sequence, method) == "depth"
     out = []
     for k in range(len(sequence.images) - 1):
         if use_depth:
@@ -145,21 +213,37 @@ def consistency_loss(pred: dict[str, torch.Tensor], anchor: dict[str, torch.Tens
 
 
 def finetune(source: str | Path, checkpoint: str, out_dir: str | Path, config: FinetuneConfig,
-             size: tuple[int, int], limit: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
+             size: tuple[int, int], limit: int | None = None, log: Callable[[str], None] = print,
+             params: PerceptionParams | None = None) -> list[dict]:
     """Fine-tune `checkpoint` for consistency on the sequence at `source`; writes out_dir/last.safetensors.
+
+    Args:
+        source: image folder, 7-Scenes folder or rosbag (directory or .mcap).
+        checkpoint: starting weights ("" = bundled default).
+        out_dir: output folder.
+        config: the run's knobs.
+        size: network input (w, h).
+        limit: use only the first `limit` frames.
+        log: progress lines go here.
+        params: for a bag, its topics and fixed frame (defaults if None).
+
+    Returns:
+        One record per step: loss, its warp and anchor parts, the correspondence method.
 
     Raises:
         FileNotFoundError / ValueError: unreadable source, too short for a window, bad method.
+        BagError: an unreadable bag or one without the configured topics.
     """
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sequence = load_sequence(source, size, limit)
+    sequence = load_sequence(source, size, limit, params)
     if len(sequence.images) < config.window:
         raise ValueError(f"{source} has {len(sequence.images)} frames, fewer than a window of {config.window}")
-    pairs = neighbour_correspondences(sequence, config.correspondence)
+    method = correspondence_method(sequence, config.correspondence)
+    pairs = neighbour_correspondences(sequence, method)
     loaded = load_model(checkpoint, device=device)
     model = loaded.model.train()
     for module in model.modules():  # keep BatchNorm statistics of the start model: windows are tiny batches
@@ -171,8 +255,7 @@ def finetune(source: str | Path, checkpoint: str, out_dir: str | Path, config: F
     rng = np.random.default_rng(config.seed)
     history = []
     started = time.time()
-    log(f"fine-tuning {loaded.source} on {len(sequence.images)} frames of {source} "
-        f"({'depth' if sequence.depths is not None and config.correspondence != 'flow' else 'flow'} correspondences)")
+    log(f"fine-tuning {loaded.source} on {len(sequence.images)} frames of {source} ({method} correspondences)")
     for step in range(1, config.steps + 1):
         start = int(rng.integers(len(sequence.images) - config.window + 1))
         window = images[start:start + config.window].to(device)
@@ -183,7 +266,8 @@ def finetune(source: str | Path, checkpoint: str, out_dir: str | Path, config: F
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        record = {"step": step, "loss": float(loss.detach()), "seconds": round(time.time() - started, 1), **parts}
+        record = {"step": step, "loss": float(loss.detach()), "seconds": round(time.time() - started, 1), **parts,
+                  "correspondence": method}
         history.append(record)
         with open(out / LOG_FILE, "a") as handle:
             handle.write(json.dumps(record) + "\n")
