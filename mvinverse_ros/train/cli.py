@@ -59,7 +59,7 @@ def _finetune(args: argparse.Namespace) -> int:
         return 2
     try:
         finetune(args.source, args.checkpoint, args.out, config, size=args.size, limit=args.limit, params=params)
-    except BagError as err:
+    except (BagError, FileNotFoundError, ValueError) as err:  # unreadable or unsuitable source: say why, no trace
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
