@@ -13,6 +13,7 @@ from mvinverse_ros.train.consistency import FinetuneConfig, finetune, warp_diffe
 from mvinverse_ros.train.synthetic import RenderSettings, generate  # noqa: E402
 from mvinverse_ros.train.trainer import (LOG_FILE, OPTIMIZER_FILE, TrainConfig, load_optimizer,  # noqa: E402
                                          load_training_state, save_optimizer, train)
+from test_train_bag import one_thread  # noqa: E402,F401  (autouse: one torch thread)
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +21,6 @@ def scenes(tmp_path_factory):
     out = tmp_path_factory.mktemp("scenes")
     generate(out, 1, 2, 2, seed=11, settings=RenderSettings(56, 42, spp=4, aov_spp=1))
     return out
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared CPU are far faster on one thread (no OpenMP oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_short_training_run_lowers_the_loss(scenes, tmp_path):
