@@ -24,6 +24,7 @@ def predict(
     long_side: int = 518,
     device: str = "cpu",
     dtype: str = "fp32",
+    normal_convention: str = "opencv",
 ) -> list[MaterialMaps]:
     """Material maps for each image, all images in one window.
 
@@ -34,6 +35,8 @@ def predict(
         long_side: network input long side in pixels (capped at 1024).
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
         dtype: 'fp32' | 'bf16' | 'fp16' (autocast).
+        normal_convention: camera frame of the model's normals ('opencv' | 'opengl'); the
+            returned normals are always in the REP 103 optical frame.
 
     Returns:
         One MaterialMaps per image, at that image's own resolution.
@@ -45,4 +48,6 @@ def predict(
         raise InferenceError("predict needs at least one image")
     frames = tuple(Frame(stamp_ns=i, frame_id="image", image=np.asarray(image)) for i, image in enumerate(images))
     window = Window(window_id=0, frames=frames, publish=tuple(range(len(frames))))
-    return list(StreamingEngine(model, device=device, dtype=dtype, long_side=long_side).run(window).maps)
+    return list(StreamingEngine(
+        model, device=device, dtype=dtype, long_side=long_side, normal_convention=normal_convention
+    ).run(window).maps)

@@ -31,7 +31,10 @@ class ModelParams:
     preset: str = _doc("architecture used when the checkpoint does not name one ('small', 'official', ...)")
     device: str = _doc("auto | cpu | cuda | cuda:N")
     dtype: str = _doc("fp32 | bf16 | fp16 (autocast on the device)")
-    long_side: int = _doc("network input long side in pixels, rounded down to a multiple of 14")
+    normal_convention: str = _doc("camera frame of the weights' normal output, converted to the REP 103 optical "
+                                  "frame: opencv (x right, y down, z forward) | opengl (x right, y up, z back)")
+    long_side: int = _doc("network input long side in pixels (multiple of 14); 0 = the size the weights were "
+                          "trained at (bundled default: 112, official: 518)")
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,6 @@ class TfParams:
 
 
 @dataclass(frozen=True)
-class NormalParams:
-    model_convention: str = _doc("convention of the network's normals: opencv (x right, y down, z fwd) | opengl")
-
-
-@dataclass(frozen=True)
 class FusionParams:
     enabled: bool = _doc("build and publish the fused material cloud")
     voxel_size: float = _doc("voxel edge in metres")
@@ -97,7 +95,6 @@ class PerceptionParams:
     window: WindowParams
     inputs: InputParams
     tf: TfParams
-    normals: NormalParams
     fusion: FusionParams
     execution: ExecutionParams
     bag: BagParams

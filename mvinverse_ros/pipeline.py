@@ -179,7 +179,7 @@ class PerceptionPipeline:
         return PipelineOutput(result, fused, cloud_due)
 
     def _integrate(self, frame: Frame, maps: MaterialMaps) -> None:
-        observed = surface_points(frame, maps, self.params.fusion, self.params.normals.model_convention)
+        observed = surface_points(frame, maps, self.params.fusion)
         with self._map_lock:
             self._map.integrate(observed)
 

@@ -17,7 +17,8 @@ from mvinverse_ros.engine.preprocess import InferenceError, network_size
 from mvinverse_ros.engine.streaming import StreamingEngine, engine_from_params, full_recompute
 from mvinverse_ros.engine.windowing import WindowPolicy
 from mvinverse_ros.inference import predict
-from mvinverse_ros.model import MVInverse, build_model, preset_config
+from mvinverse_ros.model import MVInverse, build_model, preset_config, save_checkpoint
+from mvinverse_ros.model.checkpoint import LONG_SIDE_KEY
 from mvinverse_ros.params import load_params
 from mvinverse_ros.types import Frame, Window
 from mvinverse_ros.visualize import MAP_NAMES
@@ -35,8 +36,11 @@ def one_thread():
 
 
 def with_active_blocks(model):
-    """Freshly built LayerScales (1e-5) make every block nearly the identity, which would hide a decoder
-    that mixes the wrong frames or tokens below the 1e-5 tolerance; give the residual branches weight."""
+    """Give the residual branches weight, so decoder mistakes show above the 1e-5 tolerance.
+
+    Freshly built LayerScales (1e-5) make every block nearly the identity, which would hide a
+    decoder that mixes the wrong frames or tokens.
+    """
     with torch.no_grad():
         for block in model.decoder:
             block.ls1.gamma.normal_(0, 0.5)
@@ -205,3 +209,15 @@ def test_engine_from_params_builds_the_configured_model():
     engine, loaded = engine_from_params(params)
     assert engine.long_side == LONG_SIDE and engine.model is loaded.model
     assert engine.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_long_side_zero_runs_the_weights_at_their_training_size(tmp_path):
+    small = build_model("small")
+    save_checkpoint(small, tmp_path / "w.safetensors", "small", {LONG_SIDE_KEY: 224})
+    params = dataclasses.replace(load_params().model, checkpoint=str(tmp_path / "w.safetensors"), long_side=0,
+                                 normal_convention="opengl", device="cpu")
+    engine, loaded = engine_from_params(params)
+    assert loaded.native_long_side == 224 and engine.long_side == 224
+    assert engine.normal_convention == "opengl"
+    engine, _ = engine_from_params(dataclasses.replace(params, long_side=LONG_SIDE))
+    assert engine.long_side == LONG_SIDE

@@ -11,6 +11,7 @@ from scipy.spatial import cKDTree
 
 from mvinverse_ros.geometry.camera import project_points, unproject_depth
 from mvinverse_ros.geometry.fusion import VoxelMap, surface_points
+from mvinverse_ros.geometry.normals import to_optical
 from mvinverse_ros.geometry.transforms import invert, rotation_angle, transform_points
 from mvinverse_ros.params import load_params
 from mvinverse_ros.types import CameraModel, Frame, MaterialMaps
@@ -82,7 +83,7 @@ def test_two_views_of_the_same_surfaces_agree_within_centimetres(sevenscenes_dir
 def fused_pair(sevenscenes_dir):
     (frame_a, maps_a), (frame_b, maps_b) = load_frame(sevenscenes_dir, 0), load_frame(sevenscenes_dir, 90)
     pairs = ((frame_a, maps_a), (frame_b, maps_b))
-    return tuple((frame, surface_points(frame, maps, FUSION, "opencv")) for frame, maps in pairs)
+    return tuple((frame, surface_points(frame, maps, FUSION)) for frame, maps in pairs)
 
 
 def test_surface_points_of_two_frames_land_on_each_other(fused_pair):
@@ -96,15 +97,16 @@ def test_surface_points_of_two_frames_land_on_each_other(fused_pair):
     assert np.nanmedian(dots) > 0.95
 
 
-def test_fixed_frame_normals_face_the_camera_only_with_the_right_convention(fused_pair, sevenscenes_dir):
+def test_fixed_frame_normals_face_the_camera_only_in_the_optical_frame(fused_pair, sevenscenes_dir):
     (frame, points), _ = fused_pair
     towards_camera = frame.camera_to_fixed[:3, 3] - points.points
     known = np.all(np.isfinite(points.normal), axis=1)
     assert known.mean() > 0.8
     assert np.mean(np.sum(points.normal * towards_camera, axis=1)[known] > 0) > 0.99
     _, maps = load_frame(sevenscenes_dir, 0)
-    as_opengl = surface_points(frame, maps, FUSION, "opengl")
-    assert np.mean(np.sum(as_opengl.normal * towards_camera, axis=1)[known] > 0) < 0.5
+    opengl_normals = to_optical(maps.normal, "opengl")  # (x, -y, -z): its own inverse
+    unconverted = surface_points(frame, replace(maps, normal=opengl_normals), FUSION)
+    assert np.mean(np.sum(unconverted.normal * towards_camera, axis=1)[known] > 0) < 0.5
 
 
 def test_voxel_map_of_two_frames_shares_voxels_and_keeps_materials(fused_pair):
@@ -127,8 +129,8 @@ def test_depth_at_another_resolution_than_maps_and_camera(sevenscenes_dir):
     half = Frame(frame.stamp_ns, frame.frame_id, frame.image, frame.camera,
                  np.ascontiguousarray(frame.depth[::2, ::2]), frame.camera_to_fixed)
     params = replace(FUSION, pixel_stride=1)
-    coarse = surface_points(half, maps, params, "opencv")
-    full = surface_points(frame, maps, params, "opencv")
+    coarse = surface_points(half, maps, params)
+    full = surface_points(frame, maps, params)
     assert len(coarse) == np.isfinite(half.depth).sum()
     distance, _ = cKDTree(full.points).query(coarse.points)
     assert np.median(distance) < 0.005  # half-res pixel centres fall between full-res ones

@@ -70,14 +70,20 @@ def test_outputs_to_maps_resizes_back_and_renormalises_normals():
         "normal": normal,
         "shading": torch.rand(1, 28, 42, 3),
     }
-    (maps,) = outputs_to_maps(outputs, [(48, 64)])
+    (maps,) = outputs_to_maps(outputs, [(48, 64)], "opencv")
     assert maps.albedo.shape == (48, 64, 3) and maps.shading.shape == (48, 64, 3)
     assert maps.roughness.shape == (48, 64) and maps.metallic.shape == (48, 64)
     assert np.linalg.norm(maps.normal, axis=-1) == pytest.approx(np.ones((48, 64)), abs=1e-5)
     assert all(getattr(maps, name).dtype == np.float32 for name in MAP_NAMES)
     # same size: values pass through untouched
-    (same,) = outputs_to_maps(outputs, [(28, 42)])
+    (same,) = outputs_to_maps(outputs, [(28, 42)], "opencv")
     assert np.array_equal(same.roughness, outputs["roughness"][0, ..., 0].numpy())
+    np.testing.assert_allclose(same.normal, normal[0].numpy(), atol=1e-6)
+    # OpenGL-convention weights (x right, y up, z backward) leave in the optical frame: (x, -y, -z)
+    (optical,) = outputs_to_maps(outputs, [(28, 42)], "opengl")
+    np.testing.assert_allclose(optical.normal, normal[0].numpy() * np.array([1, -1, -1]), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown normal convention"):
+        outputs_to_maps(outputs, [(28, 42)], "directx")
 
 
 def test_resolve_device_and_autocast():

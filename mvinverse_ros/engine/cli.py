@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="local .pt/.pth/.safetensors or Hugging Face repo id")
     parser.add_argument("--window", type=int, default=window.size, help=f"images per window (default {window.size})")
     parser.add_argument("--long-side", type=int, default=model.long_side,
-                        help=f"network long side in pixels (default {model.long_side})")
+                        help=f"network long side in pixels; 0 = the size the weights were trained at "
+                             f"(default {model.long_side})")
     parser.add_argument("--device", default=model.device, help=f"auto | cpu | cuda | cuda:N (default {model.device})")
     parser.add_argument("--dtype", default=model.dtype, choices=("fp32", "bf16", "fp16"),
                         help=f"autocast precision (default {model.dtype})")

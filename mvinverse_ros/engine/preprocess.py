@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from mvinverse_ros.geometry.normals import to_optical
 from mvinverse_ros.types import MaterialMaps
 
 PATCH = 14
@@ -78,12 +79,18 @@ def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(height, width, *array.shape[2:])
 
 
-def outputs_to_maps(outputs: dict[str, torch.Tensor], sizes: Sequence[tuple[int, int]]) -> list[MaterialMaps]:
-    """Head outputs ([F, h, w, C] each) -> one MaterialMaps per frame at that frame's (H, W)."""
+def outputs_to_maps(
+    outputs: dict[str, torch.Tensor], sizes: Sequence[tuple[int, int]], normal_convention: str
+) -> list[MaterialMaps]:
+    """Head outputs ([F, h, w, C] each) -> one MaterialMaps per frame at that frame's (H, W).
+
+    Normals leave here in the REP 103 optical frame, converted from the weights'
+    `normal_convention`, so nothing downstream needs to know which model made them.
+    """
     host = {key: outputs[key].float().cpu().numpy() for key in ("albedo", "roughness", "metallic", "normal", "shading")}
     maps = []
     for i, (height, width) in enumerate(sizes):
-        normal = _resize(host["normal"][i], height, width)
+        normal = to_optical(_resize(host["normal"][i], height, width), normal_convention)
         normal = normal / np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-8)
         maps.append(
             MaterialMaps(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from mvinverse_ros.engine.preprocess import (
@@ -24,6 +25,7 @@ from mvinverse_ros.engine.preprocess import (
     outputs_to_maps,
     resolve_device,
 )
+from mvinverse_ros.geometry.normals import to_optical
 from mvinverse_ros.model import LoadedModel, MVInverse, load_model
 from mvinverse_ros.params import ModelParams
 from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
@@ -60,18 +62,26 @@ class StreamingEngine:
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
         dtype: 'fp32' | 'bf16' | 'fp16' (autocast on the device).
         long_side: network input long side in pixels (capped at 1024, floored to multiples of 14).
+        normal_convention: camera frame of the model's normal output ('opencv' = REP 103 optical,
+            'opengl'); maps always leave in the optical frame.
 
     Raises:
         InferenceError: for an unusable device or dtype.
+        ValueError: for an unknown normal convention.
     """
 
-    def __init__(self, model: MVInverse, device: str = "cpu", dtype: str = "fp32", long_side: int = 518):
+    def __init__(
+        self, model: MVInverse, device: str = "cpu", dtype: str = "fp32", long_side: int = 518,
+        normal_convention: str = "opencv",
+    ):
         self.device = resolve_device(device)
         self.dtype = dtype
         # Validate dtype and long side now rather than at the first window.
         autocast(self.device, dtype)
         network_size(1, 1, long_side)
+        to_optical(np.zeros(3), normal_convention)
         self.long_side = long_side
+        self.normal_convention = normal_convention
         self.model = model.to(self.device).eval()
         self._on_device = True
         self._cache: dict[CacheKey, FrameWork] = {}
@@ -99,11 +109,12 @@ class StreamingEngine:
         grid = (size[0] // patch, size[1] // patch)
         with torch.inference_mode(), autocast(self.device, self.dtype):
             work = self._frame_work(window.frames, keys, size)
-            started = torch.stack([entry.decoded for entry in work])
-            pairs = self.model.decode_rest(started.unsqueeze(0), grid, output_frames=publish)
+            after_block0 = torch.stack([entry.decoded for entry in work])
+            pairs = self.model.decode_rest(after_block0.unsqueeze(0), grid, output_frames=publish)
             detail = [torch.stack(stage) for stage in zip(*(work[i].detail for i in publish))]
             outputs = self.model.run_heads([pair[0] for pair in pairs], detail, size)
-        maps = outputs_to_maps(outputs, [(window.frames[i].height, window.frames[i].width) for i in publish])
+        maps = outputs_to_maps(
+            outputs, [(window.frames[i].height, window.frames[i].width) for i in publish], self.normal_convention)
         self.counters["windows"] += 1
         return WindowResult(window=window, maps=tuple(maps), inference_seconds=time.perf_counter() - started)
 
@@ -157,7 +168,8 @@ class StreamingEngine:
 
 
 def full_recompute(
-    model: MVInverse, window: Window, long_side: int, device: str = "cpu", dtype: str = "fp32"
+    model: MVInverse, window: Window, long_side: int, device: str = "cpu", dtype: str = "fp32",
+    normal_convention: str = "opencv",
 ) -> list[MaterialMaps]:
     """The official one-shot path: every frame through the whole network (all heads), no cache.
 
@@ -173,15 +185,20 @@ def full_recompute(
     return outputs_to_maps(
         {name: value[0, publish] for name, value in outputs.items()},
         [(window.frames[i].height, window.frames[i].width) for i in publish],
+        normal_convention,
     )
 
 
 def engine_from_params(params: ModelParams) -> tuple[StreamingEngine, LoadedModel]:
     """(StreamingEngine, LoadedModel) as the `model.*` parameters describe.
 
-    The caller should warn when `LoadedModel.trained` is False (random weights).
+    `model.long_side: 0` runs the weights at the size they were trained at. The caller should
+    warn when `LoadedModel.trained` is False (random weights).
     """
     device = resolve_device(params.device)
     loaded = load_model(checkpoint=params.checkpoint, preset=params.preset, device=str(device))
-    engine = StreamingEngine(loaded.model, device=str(device), dtype=params.dtype, long_side=params.long_side)
+    engine = StreamingEngine(
+        loaded.model, device=str(device), dtype=params.dtype, long_side=params.long_side or loaded.native_long_side,
+        normal_convention=params.normal_convention,
+    )
     return engine, loaded

@@ -45,12 +45,13 @@ def _eval(args: argparse.Namespace) -> int:
               "albedo_alignment": "per-channel least-squares scale over valid pixels before PSNR/SSIM",
               "results": {}}
     tables = []
+    long_side = args.long_side or loaded.native_long_side
     if synthetic:
-        results = evaluate_synthetic(synthetic, loaded.model, args.long_side, methods)
+        results = evaluate_synthetic(synthetic, loaded.model, long_side, methods)
         report["results"]["synthetic"] = {"folder": str(synthetic), **results}
         tables.append(format_table(results, f"Held-out synthetic scenes ({synthetic})"))
     if sevenscenes:
-        results = evaluate_sequence(sevenscenes, loaded.model, args.long_side, window=args.window, limit=args.limit,
+        results = evaluate_sequence(sevenscenes, loaded.model, long_side, window=args.window, limit=args.limit,
                                     first=first, methods=methods)
         report["results"]["sevenscenes"] = {"folder": str(sevenscenes), "window": args.window, "first": first,
                                             **results}
@@ -79,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--first", type=int,
                     help=f"first frame of the sequence to use (suite default: {DEFAULT_SEVENSCENES_FIRST})")
     ev.add_argument("--limit", type=int, help="use at most N frames of the sequence")
-    ev.add_argument("--long-side", type=int, default=112,
-                    help="network input long side (the default model was trained at 112)")
+    ev.add_argument("--long-side", type=int, default=0,
+                    help="network input long side; 0 = the size the weights were trained at (default)")
     ev.add_argument("--methods", help="comma-separated subset of the methods (default all)")
     ev.add_argument("--cache", default=str(Path.home() / ".cache" / "mvinverse_ros"),
                     help="where --suite default renders its held-out scenes")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mvinverse_ros.geometry.camera import rescale_pixel_indices, unproject_depth
-from mvinverse_ros.geometry.normals import normalize, rotate_to_fixed, to_optical
+from mvinverse_ros.geometry.normals import normalize, rotate_to_fixed
 from mvinverse_ros.geometry.transforms import transform_points
 from mvinverse_ros.params import FusionParams
 from mvinverse_ros.types import Frame, MaterialMaps
@@ -55,7 +55,7 @@ class MaterialCloud(SurfacePoints):
     view_count: np.ndarray
 
 
-def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams, normal_convention: str) -> SurfacePoints:
+def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams) -> SurfacePoints:
     """Lift a frame's depth into the fixed frame and attach its materials pixel by pixel.
 
     Depth may have another resolution than the maps (indices are rescaled, pixel centres kept)
@@ -63,23 +63,21 @@ def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams, norma
 
     Args:
         frame: needs `depth`, `camera` and `camera_to_fixed`.
-        maps: the network's maps for this frame.
+        maps: the network's maps for this frame (normals in its REP 103 optical frame).
         params: pixel_stride and max_depth are used here.
-        normal_convention: convention of `maps.normal` ('opencv' = REP 103 optical frame, 'opengl').
 
     Raises:
-        ValueError: the frame lacks depth, calibration or pose; an unknown normal convention.
+        ValueError: the frame lacks depth, calibration or pose.
     """
     missing = [name for name in ("depth", "camera", "camera_to_fixed") if getattr(frame, name) is None]
     if missing:
         raise ValueError(f"frame {frame.frame_id} at {frame.stamp_ns} ns cannot be fused: no {', '.join(missing)}")
     lifted = unproject_depth(frame.depth, frame.camera, params.pixel_stride, params.max_depth)
     rows, cols = rescale_pixel_indices(lifted.rows, lifted.cols, frame.depth.shape[:2], maps.albedo.shape[:2])
-    normal_optical = to_optical(maps.normal[rows, cols].astype(np.float32), normal_convention)
     return SurfacePoints(
         points=transform_points(frame.camera_to_fixed, lifted.points),
         albedo=maps.albedo[rows, cols].astype(np.float32),
-        normal=normalize(rotate_to_fixed(normal_optical, frame.camera_to_fixed)),
+        normal=normalize(rotate_to_fixed(maps.normal[rows, cols].astype(np.float32), frame.camera_to_fixed)),
         roughness=maps.roughness[rows, cols].reshape(-1).astype(np.float32),
         metallic=maps.metallic[rows, cols].reshape(-1).astype(np.float32),
         shading=maps.shading[rows, cols].astype(np.float32),
@@ -179,9 +177,9 @@ class VoxelMap:
         self._evict()
         return int(frame_keys.shape[0])
 
-    def integrate_frame(self, frame: Frame, maps: MaterialMaps, params: FusionParams, normal_convention: str) -> int:
+    def integrate_frame(self, frame: Frame, maps: MaterialMaps, params: FusionParams) -> int:
         """`integrate(surface_points(...))`: see `surface_points` for what the frame needs."""
-        return self.integrate(surface_points(frame, maps, params, normal_convention))
+        return self.integrate(surface_points(frame, maps, params))
 
     def _evict(self) -> None:
         excess = len(self) - self.max_points

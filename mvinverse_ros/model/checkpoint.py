@@ -26,16 +26,25 @@ HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 IGNORABLE_KEYS = frozenset({"encoder.mask_token"})  # DINOv2's masking token, unused and deleted by the official model
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 _MAX_LISTED = 20
+# The official model was trained at 518x518 (37x37 patches); checkpoints trained at another size
+# record theirs under this safetensors metadata key (save_checkpoint's extra_metadata).
+OFFICIAL_LONG_SIDE = 518
+LONG_SIDE_KEY = "trained_at_long_side"
 
 
 @dataclass
 class LoadedModel:
-    """A network ready for inference (eval mode) and where it came from."""
+    """A network ready for inference (eval mode) and where it came from.
+
+    `native_long_side` is the input long side the weights were trained at: the size to run them
+    at unless the user asks for another (`model.long_side: 0`).
+    """
 
     model: MVInverse
     preset: str
     source: str
     trained: bool
+    native_long_side: int = OFFICIAL_LONG_SIDE
 
 
 def _listing(keys) -> str:
@@ -236,4 +245,5 @@ def load_model(checkpoint: str = "", preset: str = "small", device: str | torch.
         model = model_from_state_dict(state_dict, chosen)
     except ModelError as err:
         raise ModelError(f"checkpoint {path} (preset {chosen!r}): {err}") from err
-    return LoadedModel(model.to(device).eval(), chosen, str(path), trained=True)
+    native = int(metadata.get(LONG_SIDE_KEY, OFFICIAL_LONG_SIDE))
+    return LoadedModel(model.to(device).eval(), chosen, str(path), trained=True, native_long_side=native)
