@@ -35,8 +35,7 @@ from tf2_ros import Buffer, TransformException, TransformListener
 
 from mvinverse_ros import topics
 from mvinverse_ros.conversions.factory import header_msg
-from mvinverse_ros.conversions.images import rgb_image_msg
-from mvinverse_ros.conversions.materials import window_result_msgs
+from mvinverse_ros.conversions.materials import image_topic_msgs, window_result_msgs
 from mvinverse_ros.conversions.pointcloud import cloud_msg
 from mvinverse_ros.geometry.transforms import TransformError, matrix_from_translation_quaternion
 from mvinverse_ros.params import (
@@ -47,7 +46,6 @@ from mvinverse_ros.ros.latest_queue import LatestQueue
 from mvinverse_ros.ros.messages import RclpyMessageFactory
 from mvinverse_ros.ros.stats import RecentSamples
 from mvinverse_ros.types import Window, WindowResult
-from mvinverse_ros.visualize import normal_to_rgb8
 
 NODE_NAME = "mvinverse"
 NO_INPUT_HINT_SECONDS = 5.0   # silence after activation before the node explains what it waits for
@@ -406,12 +404,8 @@ class PerceptionNode(LifecycleNode):
     def _publish_maps(self, result: WindowResult) -> None:
         """Each published frame's maps; the image topics carry the MaterialMaps' own images."""
         for (frame, maps), materials in zip(result.published(), window_result_msgs(self.factory, result)):
-            for name, image in ((topics.ALBEDO, materials.albedo), (topics.ROUGHNESS, materials.roughness),
-                                (topics.METALLIC, materials.metallic), (topics.NORMAL, materials.normal),
-                                (topics.SHADING, materials.shading)):
+            for name, image in image_topic_msgs(self.factory, materials, maps).items():
                 self._outputs[name].publish(image)
-            self._outputs[topics.NORMAL_VISUAL].publish(
-                rgb_image_msg(self.factory, normal_to_rgb8(maps.normal), materials.header))
             self._outputs[topics.MATERIALS].publish(materials)
             self.counters["frames_published"] += 1
             self._latency.add(time.monotonic(), (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9)

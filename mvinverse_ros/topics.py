@@ -14,6 +14,7 @@ METALLIC = f"{NAMESPACE}/metallic"             # sensor_msgs/Image 32FC1
 NORMAL = f"{NAMESPACE}/normal"                 # sensor_msgs/Image 32FC3, optical frame
 NORMAL_VISUAL = f"{NAMESPACE}/normal/visual"   # sensor_msgs/Image rgb8, n * 0.5 + 0.5
 SHADING = f"{NAMESPACE}/shading"               # sensor_msgs/Image 32FC3
+SHADING_VISUAL = f"{NAMESPACE}/shading/visual"  # sensor_msgs/Image rgb8, for RViz (no 32FC3 display)
 MATERIALS = f"{NAMESPACE}/materials"           # mvinverse_ros/msg/MaterialMaps
 CLOUD = f"{NAMESPACE}/cloud"                   # sensor_msgs/PointCloud2 in tf.fixed_frame
 
@@ -29,6 +30,7 @@ OUTPUT_TYPES: dict[str, str] = {
     NORMAL: IMAGE_TYPE,
     NORMAL_VISUAL: IMAGE_TYPE,
     SHADING: IMAGE_TYPE,
+    SHADING_VISUAL: IMAGE_TYPE,
     MATERIALS: MATERIALS_TYPE,
     CLOUD: CLOUD_TYPE,
 }
@@ -41,6 +43,7 @@ IMAGE_ENCODINGS: dict[str, str] = {
     NORMAL: "32FC3",
     NORMAL_VISUAL: "rgb8",
     SHADING: "32FC3",
+    SHADING_VISUAL: "rgb8",
 }
 
 TF = "/tf"

@@ -74,7 +74,7 @@ def test_rviz_shows_the_images_and_the_cloud_in_the_fixed_frame():
     shown = {d["Topic"]["Value"]: d["Class"] for d in manager["Displays"] if "Topic" in d}
     assert shown[topics.CLOUD] == "rviz_default_plugins/PointCloud2"
     images = {t for t, cls in shown.items() if cls == "rviz_default_plugins/Image"}
-    assert images == {topics.ALBEDO, topics.ROUGHNESS, topics.METALLIC, topics.NORMAL_VISUAL, topics.SHADING}
+    assert images == {topics.ALBEDO, topics.ROUGHNESS, topics.METALLIC, topics.NORMAL_VISUAL, topics.SHADING_VISUAL}
     defaults = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())["/**"]["ros__parameters"]
     assert manager["Global Options"]["Fixed Frame"] == defaults["tf"]["fixed_frame"]
 

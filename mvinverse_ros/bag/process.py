@@ -30,13 +30,12 @@ from mvinverse_ros.bag.ply import write_ply
 from mvinverse_ros.bag.reader import BagMessage, BagReader
 from mvinverse_ros.bag.writer import BagWriter
 from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
-from mvinverse_ros.conversions.images import rgb_image_msg
-from mvinverse_ros.conversions.materials import material_maps_msg
+from mvinverse_ros.conversions.materials import image_topic_msgs, material_maps_msg
 from mvinverse_ros.conversions.pointcloud import cloud_msg
 from mvinverse_ros.params import PerceptionParams
 from mvinverse_ros.pipeline import PerceptionPipeline
 from mvinverse_ros.types import Frame, MaterialMaps, WindowResult
-from mvinverse_ros.visualize import contact_sheet, normal_to_rgb8
+from mvinverse_ros.visualize import contact_sheet
 
 LOG = logging.getLogger(__name__)
 
@@ -149,12 +148,7 @@ class BagProcessor:
             frame = result.window.frames[index]
             stamp = frame.stamp_ns
             materials = material_maps_msg(self.factory, frame, maps, stamps, index, inference_seconds=0.0)
-            # The image topics carry the same Image messages the MaterialMaps bundles, as the node does.
-            images = {topics.ALBEDO: materials.albedo, topics.ROUGHNESS: materials.roughness,
-                      topics.METALLIC: materials.metallic, topics.NORMAL: materials.normal,
-                      topics.NORMAL_VISUAL: rgb_image_msg(self.factory, normal_to_rgb8(maps.normal), materials.header),
-                      topics.SHADING: materials.shading}
-            for topic, message in images.items():
+            for topic, message in image_topic_msgs(self.factory, materials, maps).items():
                 out.write(topic, topics.IMAGE_TYPE, stamp, message)
             out.write(topics.MATERIALS, topics.MATERIALS_TYPE, stamp, materials)
             sampler.offer(frame, maps)
