@@ -154,9 +154,12 @@ def test_sqlite3_and_mcap_inputs_give_byte_identical_outputs(processed, input_ba
 
 
 def corrupt_copy(source: Path, target: Path) -> None:
-    """The imported bag with one defect per frame (frames are 100 ms apart, stamps from the importer):
-    frame 1 image truncated CDR, frame 2 image in an unsupported encoding, frame 3 depth whose data
-    is half its header's size, frame 4 without camera_info, frame 5 without its /tf sample."""
+    """Copy the imported bag with one defect per frame.
+
+    Frames are 100 ms apart, stamps from the importer: frame 1 image truncated CDR, frame 2
+    image in an unsupported encoding, frame 3 depth whose data is half its header's size,
+    frame 4 without camera_info, frame 5 without its /tf sample.
+    """
     typestore = typestore_with_project_types()
     start = None
     with BagReader(source) as bag, BagWriter(target, typestore, "mcap") as out:

@@ -87,3 +87,9 @@ def test_sections_are_frozen():
     params = load_params()
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.window.size = 3
+
+
+def test_readme_documents_every_parameter():
+    readme = (default_params_file().parent.parent / "README.md").read_text()
+    undocumented = [spec.name for spec in parameter_specs() if f"`{spec.name}`" not in readme]
+    assert not undocumented, f"README lacks {undocumented}"
