@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +36,16 @@ def sevenscenes_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def room_dir(shared: Path) -> Path:
     return shared / "data" / "mipnerf360-room"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run on one torch thread.
+
+    Small models on a CPU shared with other jobs run far faster without OpenMP
+    oversubscription (measured ~10x on the 2-core development machines).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -26,13 +26,7 @@ from mvinverse_ros.visualize import MAP_NAMES
 LONG_SIDE = 126  # 9x6 patches at 640x480: fast, still a multi-patch grid with detail features
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run ~10x slower with 2 threads when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def with_active_blocks(model):

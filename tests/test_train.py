@@ -13,7 +13,7 @@ from mvinverse_ros.train.consistency import FinetuneConfig, finetune, warp_diffe
 from mvinverse_ros.train.synthetic import RenderSettings, generate  # noqa: E402
 from mvinverse_ros.train.trainer import (LOG_FILE, OPTIMIZER_FILE, TrainConfig, load_optimizer,  # noqa: E402
                                          load_training_state, save_optimizer, train)
-from test_train_bag import one_thread  # noqa: E402,F401  (autouse: one torch thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

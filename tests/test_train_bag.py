@@ -32,13 +32,7 @@ def folder_and_bag(sevenscenes_dir: Path, tmp_path_factory) -> tuple[Path, Path]
     return folder, root / "bag"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared CPU are far faster on one thread (no OpenMP oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bag_sequence_matches_the_dataset_it_came_from(folder_and_bag):
