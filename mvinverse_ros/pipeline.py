@@ -120,7 +120,7 @@ class PerceptionPipeline:
     """Per-camera windowing, the streaming engine and the fused voxel map behind one object.
 
     Args:
-        params: the node's parameters (window, fusion, normals, execution sections are read).
+        params: the node's parameters (window, fusion, execution sections are read).
         engine: a StreamingEngine (anything with `run(window) -> WindowResult` and `reset()`).
 
     Attributes:
