@@ -28,7 +28,7 @@ from mvinverse_ros.conversions.factory import stamp_to_ns
 from mvinverse_ros.conversions.images import depth_to_metres, rgb_from_msg
 
 from mvinverse_ros.engine.windowing import WindowPolicy
-from mvinverse_ros.geometry.fusion import MaterialCloud, VoxelMap, surface_points
+from mvinverse_ros.geometry.fusion import MaterialCloud, VoxelMap, missing_fusion_inputs, surface_points
 from mvinverse_ros.params import PerceptionParams
 from mvinverse_ros.geometry.transforms import TransformError
 from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
@@ -40,6 +40,9 @@ BAD_IMAGE = "bad_image"            # colour undecodable or unsupported: no frame
 BAD_CAMERA_INFO = "bad_camera_info"  # frame kept without calibration (no cloud)
 BAD_DEPTH = "bad_depth"            # frame kept without depth (no cloud)
 NO_TRANSFORM = "no_transform"      # frame kept without pose (no cloud)
+
+# Counter for a published frame that could not be fused, by the first Frame attribute it lacks.
+_UNFUSABLE_REASONS = {"depth": "no_depth", "camera": "no_camera_info", "camera_to_fixed": "no_pose"}
 
 PoseLookup = Callable[[str, int], np.ndarray]
 """(optical frame_id, stamp_ns) -> 4x4 camera-to-fixed pose; raises TransformError when unknown."""
@@ -150,15 +153,6 @@ class PerceptionPipeline:
         self.counters["frames"] += 1
         return self.policy(frame.source).push(frame)
 
-    def _unfusable_reason(self, frame: Frame) -> str | None:
-        if frame.depth is None:
-            return "no_depth"
-        if frame.camera is None:
-            return "no_camera_info"
-        if frame.camera_to_fixed is None:
-            return "no_pose"
-        return None
-
     def process(self, window: Window) -> PipelineOutput:
         """Run the network on `window` and fuse its published frames that have depth, camera and pose."""
         result = self.engine.run(window)
@@ -167,9 +161,9 @@ class PerceptionPipeline:
         fused = 0
         if self._map is not None:
             for frame, maps in result.published():
-                reason = self._unfusable_reason(frame)
-                if reason is not None:
-                    self.counters[reason] += 1
+                missing = missing_fusion_inputs(frame)
+                if missing:
+                    self.counters[_UNFUSABLE_REASONS[missing[0]]] += 1
                     continue
                 self._integrate(frame, maps)
                 fused += 1

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from mvinverse_ros.geometry.camera import project_points, unproject_depth
+from mvinverse_ros.geometry.transforms import transform_points
 from mvinverse_ros.types import CameraModel
 
 
@@ -49,8 +50,8 @@ def reprojection(depth_src: np.ndarray, camera_src: CameraModel, pose_src: np.nd
         relative_tolerance: largest |target depth - projected depth| / projected depth kept.
     """
     pts = unproject_depth(depth_src, camera_src)
-    src_to_dst = np.linalg.inv(pose_dst) @ pose_src
-    in_dst = pts.points.astype(np.float64) @ src_to_dst[:3, :3].T + src_to_dst[:3, 3]
+    # np.linalg.inv, not transforms.invert: dataset poses are only orthonormal to ~1e-4.
+    in_dst = transform_points(np.linalg.inv(pose_dst) @ pose_src, pts.points.astype(np.float64))
     uv, z = project_points(in_dst, camera_dst)
     h, w = depth_dst.shape
     with np.errstate(invalid="ignore"):

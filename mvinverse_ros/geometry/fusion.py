@@ -55,6 +55,15 @@ class MaterialCloud(SurfacePoints):
     view_count: np.ndarray
 
 
+# What a frame must carry to be fused, in the order a missing one is reported.
+FUSION_INPUTS = ("depth", "camera", "camera_to_fixed")
+
+
+def missing_fusion_inputs(frame: Frame) -> list[str]:
+    """Names of the Frame attributes fusion needs that `frame` lacks (empty when it can be fused)."""
+    return [name for name in FUSION_INPUTS if getattr(frame, name) is None]
+
+
 def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams) -> SurfacePoints:
     """Lift a frame's depth into the fixed frame and attach its materials pixel by pixel.
 
@@ -69,7 +78,7 @@ def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams) -> Su
     Raises:
         ValueError: the frame lacks depth, calibration or pose.
     """
-    missing = [name for name in ("depth", "camera", "camera_to_fixed") if getattr(frame, name) is None]
+    missing = missing_fusion_inputs(frame)
     if missing:
         raise ValueError(f"frame {frame.frame_id} at {frame.stamp_ns} ns cannot be fused: no {', '.join(missing)}")
     lifted = unproject_depth(frame.depth, frame.camera, params.pixel_stride, params.max_depth)
