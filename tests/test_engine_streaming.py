@@ -122,6 +122,13 @@ def test_streaming_equals_full_recompute_over_a_sliding_sequence(model, kitchen_
         previous = current
     assert engine.counters["frames_encoded"] == expected < sum(len(w.frames) for w in windows)
     assert engine.counters["evicted"] > 0
+    # Block 1's attention ran for the frame pairs the previous window lacked: N^2 - (frames kept)^2.
+    pairs, previous = 0, set()
+    for window in windows:
+        current = {f.stamp_ns for f in window.frames}
+        pairs += len(current) ** 2 - len(current & previous) ** 2
+        previous = current
+    assert engine.counters["frame_pairs_attended"] == pairs < sum(len(w.frames) ** 2 for w in windows)
 
 
 def test_publish_all_and_multiple_sources_keep_their_caches(model, kitchen_frames):

@@ -3,11 +3,14 @@
 In a sliding window each frame is seen by several consecutive windows. The DINOv2 encoder,
 the ResNeXt features and decoder block 0 (attention within the frame) do not depend on the other
 frames, so their outputs are cached per frame (keyed by source, stamp and network size) and
-dropped when the frame leaves its window. The other decoder blocks, whose global attention mixes
-all frames, run over the whole window every time, except the last global block, which computes
-only the published frames' tokens (all frames still serve as its keys and values); the DPT heads
-run only for the published frames. The result equals a full recompute of the window (see
-tests/test_engine_streaming.py).
+dropped when the frame leaves its window. Block 1, the first global block, attends from every
+frame to every frame, but its queries, keys and values come from block 0's per-frame output, so
+the attention between two frames is cached per frame pair: a window that adds one frame to N - 1
+seen ones computes 2N - 1 frame pairs, not N^2 (layers.partial_attention merges them exactly).
+The other decoder blocks run over the whole window every time, except the last global block,
+which computes only the published frames' tokens (all frames still serve as its keys and
+values); the DPT heads run only for the published frames. The result equals a full recompute of
+the window (see tests/test_engine_streaming.py).
 """
 from __future__ import annotations
 
@@ -27,25 +30,43 @@ from mvinverse_ros.engine.preprocess import (
 )
 from mvinverse_ros.geometry.normals import to_optical
 from mvinverse_ros.model import LoadedModel, MVInverse, load_model
+from mvinverse_ros.model.layers import attention_partials, merge_partials
 from mvinverse_ros.params import ModelParams
 from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
 
 CacheKey = tuple[str, int, tuple[int, int]]
 
 
+def _nbytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 @dataclass
 class FrameWork:
     """The window-independent work of one frame (the encoder tokens themselves are not needed again).
 
-    decoded: decoder block 0 output [R + P, C]; detail: the four ResNeXt maps, each [C_s, h_s, w_s].
+    decoded: decoder block 0 output [R + P, C]; detail: the four ResNeXt maps, each [C_s, h_s, w_s];
+    first_global: block 1's queries, keys and values, each [heads, R + P, head_dim].
     """
 
     decoded: torch.Tensor
     detail: list[torch.Tensor]
+    first_global: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.decoded, *self.detail))
+        return _nbytes((self.decoded, *self.detail, *self.first_global))
+
+
+@dataclass
+class PairAttention:
+    """Block 1's attention from one frame's queries to another frame's keys alone.
+
+    out: [heads, R + P, head_dim]; lse: its log softmax normaliser [heads, R + P] (float32).
+    """
+
+    out: torch.Tensor
+    lse: torch.Tensor
 
 
 def window_network_size(frames: tuple[Frame, ...], long_side: int) -> tuple[int, int]:
@@ -82,10 +103,15 @@ class StreamingEngine:
         to_optical(np.zeros(3), normal_convention)
         self.long_side = long_side
         self.normal_convention = normal_convention
-        self.model = model.to(self.device).eval()
+        # channels_last: the convolutions (ResNeXt, DPT heads) run ~1.7x faster on one frame on CPU
+        # (benchmarks/streaming.py); the transformer never sees 4D tensors. Modifies `model` in place.
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self._on_device = True
         self._cache: dict[CacheKey, FrameWork] = {}
-        self.counters = {"frames_encoded": 0, "cache_hits": 0, "evicted": 0, "windows": 0}
+        self._pairs: dict[tuple[CacheKey, CacheKey], PairAttention] = {}  # (query frame, key frame)
+        self.counters = {
+            "frames_encoded": 0, "cache_hits": 0, "evicted": 0, "windows": 0, "frame_pairs_attended": 0,
+        }
 
     def run(self, window: Window) -> WindowResult:
         """Maps for the frames `window.publish` names, at each frame's own resolution.
@@ -110,7 +136,10 @@ class StreamingEngine:
         with torch.inference_mode(), autocast(self.device, self.dtype):
             work = self._frame_work(window.frames, keys, size)
             after_block0 = torch.stack([entry.decoded for entry in work])
-            pairs = self.model.decode_rest(after_block0.unsqueeze(0), grid, output_frames=publish)
+            first_attention = self._first_global_attention(keys, work)
+            pairs = self.model.decode_rest(
+                after_block0.unsqueeze(0), grid, output_frames=publish, first_attention=first_attention.unsqueeze(0)
+            )
             detail = [torch.stack(stage) for stage in zip(*(work[i].detail for i in publish))]
             outputs = self.model.run_heads([pair[0] for pair in pairs], detail, size)
         maps = outputs_to_maps(
@@ -128,17 +157,44 @@ class StreamingEngine:
             batch = images_to_tensor([frames[i].image for i in missing], size, self.device)
             encoded = self.model.encode_frames(batch)
             decoded = self.model.decode_start(encoded.tokens, encoded.patch_grid)
+            first_global = self.model.first_global_inputs(decoded, encoded.patch_grid)
             for j, i in enumerate(missing):
                 # clone: a row view would keep the whole batch's storage alive after its other frames leave
-                self._cache[keys[i]] = FrameWork(decoded[j].clone(), [stage[j].clone() for stage in encoded.detail])
+                self._cache[keys[i]] = FrameWork(
+                    decoded[j].clone(), [stage[j].clone() for stage in encoded.detail],
+                    tuple(t[j].clone() for t in first_global),
+                )
             self.counters["frames_encoded"] += len(missing)
         return [self._cache[key] for key in keys]
+
+    def _first_global_attention(self, keys: list[CacheKey], work: list[FrameWork]) -> torch.Tensor:
+        """Block 1's attention result of every frame [N, heads, R + P, head_dim], computing only unseen frame pairs."""
+        count = len(keys)
+        missing = [(i, j) for i in range(count) for j in range(count) if (keys[i], keys[j]) not in self._pairs]
+        for start in range(0, len(missing), count):  # at most N pairs at a time bounds the stacked copies
+            chunk = missing[start:start + count]
+            out, lse = attention_partials(
+                torch.stack([work[i].first_global[0] for i, _ in chunk]),
+                torch.stack([work[j].first_global[1] for _, j in chunk]),
+                torch.stack([work[j].first_global[2] for _, j in chunk]),
+            )
+            for row, (i, j) in enumerate(chunk):
+                self._pairs[keys[i], keys[j]] = PairAttention(out[row].clone(), lse[row].clone())
+        self.counters["frame_pairs_attended"] += len(missing)
+        merged = []
+        for query in keys:
+            row = [self._pairs[query, key] for key in keys]
+            merged.append(merge_partials(torch.stack([p.out for p in row]), torch.stack([p.lse for p in row])))
+        return torch.stack(merged)
 
     def _evict(self, keep: set[CacheKey], sources: set[str]) -> None:
         """Drop cached frames of these sources that are not in the current window (other cameras keep theirs)."""
         stale = [key for key in self._cache if key[0] in sources and key not in keep]
         for key in stale:
             del self._cache[key]
+        self._pairs = {
+            pair: entry for pair, entry in self._pairs.items() if pair[0] in self._cache and pair[1] in self._cache
+        }
         self.counters["evicted"] += len(stale)
 
     @property
@@ -148,12 +204,15 @@ class StreamingEngine:
 
     @property
     def cache_bytes(self) -> int:
-        """Memory held by the cached per-frame work."""
-        return sum(entry.nbytes for entry in self._cache.values())
+        """Memory held by the cached per-frame and per-frame-pair work."""
+        return sum(entry.nbytes for entry in self._cache.values()) + sum(
+            _nbytes((entry.out, entry.lse)) for entry in self._pairs.values()
+        )
 
     def reset(self) -> None:
         """Forget every cached frame (e.g. after a stream restart)."""
         self._cache.clear()
+        self._pairs.clear()
 
     def release(self) -> None:
         """Drop caches, move the model to the CPU and free cached GPU memory (node deactivation).

@@ -12,7 +12,8 @@ class Attention(nn.Module):
     """qkv projection -> (QK-norm) -> (RoPE) -> scaled-dot-product attention -> output projection.
 
     Uses torch's fused SDPA (scale 1/sqrt(head_dim), no mask), so long global sequences never
-    materialise the attention matrix on backends that support it.
+    materialise the attention matrix on backends that support it. `project` and `output` expose
+    the two halves, so a caller can compute the attention itself in pieces (see partial_attention).
     """
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = False, qk_norm_eps: float = 1e-5) -> None:
@@ -37,7 +38,16 @@ class Attention(nn.Module):
         query_index: token positions [Q] whose outputs are wanted (all of x still serves as keys and
         values), so a caller needing a few tokens' outputs skips the other queries' work. -> [B, Q, dim].
         """
-        batch, length, dim = x.shape
+        return self.output(F.scaled_dot_product_attention(*self.project(x, rope, query_index)))
+
+    def project(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        query_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (of `query_index` only, if given), keys and values of x, each [B, heads, L or Q, head_dim]."""
+        dim = x.shape[-1]
         if query_index is None:
             q, k, v = self._split_heads(self.qkv(x), 3)
             query_rope = rope
@@ -50,8 +60,12 @@ class Attention(nn.Module):
             q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
         if rope is not None:
             q, k = apply_rope(q, *query_rope), apply_rope(k, *rope)
-        x = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(x.transpose(1, 2).reshape(batch, q.shape[2], dim))
+        return q, k, v
+
+    def output(self, attended: torch.Tensor) -> torch.Tensor:
+        """Attention result [B, heads, L, head_dim] -> output projection [B, L, dim]."""
+        batch, _, length, _ = attended.shape
+        return self.proj(attended.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
 
     def _split_heads(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
         """[B, L, parts * dim] -> `parts` tensors [B, heads, L, head_dim]."""

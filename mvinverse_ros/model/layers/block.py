@@ -28,6 +28,18 @@ class Block(nn.Module):
         query_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x [B, L, dim] -> [B, L, dim], or only the tokens at `query_index` [Q] (all of x attended) -> [B, Q, dim]."""
+        return self.finish(x, self.attn(self.norm1(x), rope=rope, query_index=query_index), query_index)
+
+    def attention_inputs(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The attention's queries, keys and values of x, each [B, heads, L, head_dim]."""
+        return self.attn.project(self.norm1(x), rope)
+
+    def finish(
+        self, x: torch.Tensor, attention_out: torch.Tensor, query_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The rest of the block: attention_out [B, L or Q, dim] (projected) joins the residual, then the MLP."""
         residual = x if query_index is None else x[:, query_index]
-        x = residual + self.ls1(self.attn(self.norm1(x), rope=rope, query_index=query_index))
+        x = residual + self.ls1(attention_out)
         return x + self.ls2(self.mlp(self.norm2(x)))
