@@ -6,6 +6,10 @@ WindowPolicy (keyframes by pose, evictions as the window slides, a reset when th
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -222,3 +226,18 @@ def test_long_side_zero_runs_the_weights_at_their_training_size(tmp_path):
     assert engine.normal_convention == "opengl"
     engine, _ = engine_from_params(dataclasses.replace(params, long_side=LONG_SIDE))
     assert engine.long_side == LONG_SIDE
+
+
+def test_benchmark_smoke_run_reports_its_json_line(shared):
+    """benchmarks/streaming.py --quick runs end to end and ends with the JSON the README quotes (no timing asserted)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "streaming.py"
+    run = subprocess.run([sys.executable, str(script), "--quick", "--threads", "1", "--shared", str(shared)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert {"device", "dtype", "speedup_w4", "speedup_w8", "max_abs_diff", "rows"} <= summary.keys()
+    assert summary["max_abs_diff"] <= 1e-5
+    assert [(row["preset"], row["window"]) for row in summary["rows"]] == [("small", 4), ("small", 8)]
+    for row in summary["rows"]:
+        assert row["full_ms_per_frame"] > 0 and row["stream_ms_per_frame"] > 0 and row["cache_mib"] > 0
+        # Per-frame work ran once per frame: the timed windows slide by one keyframe each.
+        assert row["frames_encoded"] == row["window"] + row["windows_timed"]
