@@ -120,17 +120,20 @@ def test_bfloat16_autocast_stays_close_to_float32():
         assert (reduced[name].float() - reference[name]).abs().max() < 0.02, name
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_attention_over_split_keys_merges_to_the_attention_over_all(fused):
-    """The streaming engine's per-frame-pair attention: pieces over disjoint key sets merge exactly."""
+@pytest.mark.parametrize("fused, budget", [(True, 2**20), (False, 2**20), (False, 4 * 20 * 20 * 4)])
+def test_attention_over_split_keys_merges_to_the_attention_over_all(fused, budget):
+    """The streaming engine's per-frame-pair attention: pieces over disjoint key sets merge exactly.
+
+    The smallest budget makes the explicit path form its scores four (batch, head) rows at a time.
+    """
     generator = torch.Generator().manual_seed(5)
     # Large logits (x4) make the softmax peaky, where a careless merge would overflow or lose mass.
     q, k, v = (torch.randn(2, 3, 20, 16, generator=generator) * scale for scale in (4.0, 4.0, 1.0))
-    parts = [attention_partials(q, k[:, :, keys], v[:, :, keys], fused=fused)
+    parts = [attention_partials(q, k[:, :, keys], v[:, :, keys], fused=fused, scores_budget_bytes=budget)
              for keys in (slice(0, 1), slice(1, 9), slice(9, 20))]
     merged = merge_partials(torch.stack([out for out, _ in parts]), torch.stack([lse for _, lse in parts]))
     assert torch.allclose(merged, F.scaled_dot_product_attention(q, k, v), atol=2e-5, rtol=0)
-    out, lse = attention_partials(q, k, v, fused=fused)
+    out, lse = attention_partials(q, k, v, fused=fused, scores_budget_bytes=budget)
     assert lse.dtype == torch.float32 and out.shape == q.shape
     assert torch.allclose(lse, torch.logsumexp(q @ k.transpose(-1, -2) / 4.0, dim=-1), atol=1e-5, rtol=0)
 

@@ -15,20 +15,27 @@ _CPU_ATTENTION_WITH_LSE = getattr(torch.ops.aten, "_scaled_dot_product_flash_att
 
 
 def attention_partials(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fused: bool = True
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fused: bool = True, scores_budget_bytes: int = 256 * 2**20
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of q [..., L, d] over k, v [..., S, d] (same leading axes, scale 1/sqrt(d)) and its log-normaliser.
 
     Returns (out [..., L, d] in v's dtype, lse [..., L] float32). fused=False forces the explicit
-    softmax (the path of non-CPU devices), e.g. to test the two against each other.
+    softmax (the path of non-CPU devices), e.g. to test the two against each other; it forms the
+    float32 scores of at most `scores_budget_bytes` at a time.
     """
+    flat_q, flat_k, flat_v = (t.reshape(-1, 1, *t.shape[-2:]) for t in (q, k, v))  # [batch * heads, 1, L, d]
     if fused and q.device.type == "cpu" and _CPU_ATTENTION_WITH_LSE is not None:
-        # The kernel takes exactly [batch, heads, length, d].
-        out, lse = _CPU_ATTENTION_WITH_LSE(*(t.reshape(-1, 1, *t.shape[-2:]) for t in (q, k, v)))
+        out, lse = _CPU_ATTENTION_WITH_LSE(flat_q, flat_k, flat_v)  # takes exactly [batch, heads, length, d]
         return out.reshape(q.shape), lse.reshape(q.shape[:-1]).float()
-    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
-    lse = torch.logsumexp(scores, dim=-1)
-    return torch.matmul(torch.exp(scores - lse[..., None]), v.float()).to(v.dtype), lse
+    step = max(1, scores_budget_bytes // (4 * q.shape[-2] * k.shape[-2]))
+    outs, lses = [], []
+    for start in range(0, flat_q.shape[0], step):
+        rows = slice(start, start + step)
+        scores = torch.matmul(flat_q[rows].float(), flat_k[rows].float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+        lse = torch.logsumexp(scores, dim=-1)
+        outs.append(torch.matmul(torch.exp(scores - lse[..., None]), flat_v[rows].float()).to(v.dtype))
+        lses.append(lse)
+    return torch.cat(outs).reshape(q.shape), torch.cat(lses).reshape(q.shape[:-1])
 
 
 def merge_partials(outs: torch.Tensor, lses: torch.Tensor) -> torch.Tensor:
