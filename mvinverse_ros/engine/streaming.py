@@ -103,8 +103,9 @@ class StreamingEngine:
         to_optical(np.zeros(3), normal_convention)
         self.long_side = long_side
         self.normal_convention = normal_convention
-        # channels_last: the convolutions (ResNeXt, DPT heads) run ~1.7x faster on one frame on CPU
-        # (benchmarks/streaming.py); the transformer never sees 4D tensors. Modifies `model` in place.
+        # channels_last: one frame's five DPT heads 0.31 -> 0.18 s and its ResNeXt + patch embedding
+        # 70 -> 53 ms on the CPU (476x630, small preset); the transformer has no 4D tensors.
+        # Modifies `model` in place.
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self._on_device = True
         self._cache: dict[CacheKey, FrameWork] = {}
