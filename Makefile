@@ -6,22 +6,25 @@ PYTHON ?= python
 TORCH_SPEC ?= torch==2.13.0
 SHARED ?= $(abspath ../shared)
 DEMO_OUT ?= demo_out
-# Debian's real ROS 2 tooling for the system Python: ROS's msg parser, the ament linters, catkin_pkg, colcon.
-ROS_TOOLS := python3-rosidl python3-ament-flake8 python3-ament-pep257 python3-ament-xmllint python3-catkin-pkg colcon
+# Debian packages the tests need: ROS's msg parser, the ament linters, catkin_pkg and colcon for the system
+# Python, and libLLVM 19 for Mitsuba's JIT (with Debian 12's default libLLVM 14 it aborts the process).
+SYSTEM_PACKAGES := python3-rosidl python3-ament-flake8 python3-ament-pep257 python3-ament-xmllint python3-catkin-pkg colcon \
+	libllvm19
 
-.PHONY: install ros-tools test demo
+.PHONY: install system-packages test demo
 
 install:
 	$(if $(TORCH_SPEC),$(PYTHON) -m pip install -q "$(TORCH_SPEC)")
 	$(PYTHON) -m pip install -q -e '.[test]'
 
-ros-tools:
-	@dpkg -s $(ROS_TOOLS) >/dev/null 2>&1 || { \
+system-packages:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(ROS_TOOLS) >/dev/null; \
-	  else echo "ros-tools: not root or no apt-get; the ament/rosidl tests will skip"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "system-packages: not root or no apt-get; install $(SYSTEM_PACKAGES) yourself (the ament/rosidl tests skip," \
+	    "the Mitsuba tests fail without libllvm19)"; fi; }
 
-test: install ros-tools
+test: install system-packages
 	MVINVERSE_SHARED=$(SHARED) $(PYTHON) -m pytest -q tests
 
 demo: install

@@ -35,7 +35,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mvinverse_ros.bag.datasets import load_7scenes  # noqa: E402
+from mvinverse_ros.datasets.rgbd import load_7scenes  # noqa: E402
 from mvinverse_ros.engine.preprocess import resolve_device  # noqa: E402
 from mvinverse_ros.engine.streaming import StreamingEngine, full_recompute, window_network_size  # noqa: E402
 from mvinverse_ros.engine.windowing import WindowPolicy  # noqa: E402

@@ -41,10 +41,11 @@ from mvinverse_ros.geometry.transforms import TransformError, matrix_from_transl
 from mvinverse_ros.params import (
     ParameterError, PerceptionParams, build_params, coerce, default_params_file, parameter_specs, read_params_file,
 )
-from mvinverse_ros.pipeline import NO_TRANSFORM, PerceptionPipeline, frame_from_messages
-from mvinverse_ros.ros.latest_queue import LatestQueue
+from mvinverse_ros.pipeline import PerceptionPipeline
+from mvinverse_ros.conversions.frames import NO_TRANSFORM, frame_from_messages
+from mvinverse_ros.runtime.latest_queue import LatestQueue
 from mvinverse_ros.ros.messages import RclpyMessageFactory
-from mvinverse_ros.ros.stats import RecentSamples
+from mvinverse_ros.runtime.stats import RecentSamples
 from mvinverse_ros.types import Window, WindowResult
 
 NODE_NAME = "mvinverse"
@@ -159,7 +160,7 @@ class PerceptionNode(LifecycleNode):
         except ParameterError as err:
             self.get_logger().error(f"bad parameters: {err}")
             return TransitionCallbackReturn.FAILURE
-        from mvinverse_ros.engine.streaming import engine_from_params  # torch: loaded only when configured
+        from mvinverse_ros.pipeline import engine_from_params
 
         try:
             engine, loaded = engine_from_params(self.params.model)

@@ -14,93 +14,47 @@ inference worker; the offline path calls both from one loop. Contract:
 """
 from __future__ import annotations
 
-import logging
+import dataclasses
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
+from mvinverse_ros.engine.contract import WindowEngine
+from mvinverse_ros.engine.windowing import WindowConfig, WindowPolicy
+from mvinverse_ros.geometry.fusion import VoxelMap, missing_fusion_inputs, surface_points
+from mvinverse_ros.params import ModelParams, PerceptionParams, WindowParams
+from mvinverse_ros.types import Frame, MaterialCloud, MaterialMaps, Window, WindowResult
 
-from mvinverse_ros.conversions.camera_info import camera_model_from_msg
-from mvinverse_ros.conversions.errors import ConversionError
-from mvinverse_ros.conversions.factory import stamp_to_ns
-from mvinverse_ros.conversions.images import depth_to_metres, rgb_from_msg
-
-from mvinverse_ros.engine.windowing import WindowPolicy
-from mvinverse_ros.geometry.fusion import MaterialCloud, VoxelMap, missing_fusion_inputs, surface_points
-from mvinverse_ros.params import PerceptionParams
-from mvinverse_ros.geometry.transforms import TransformError
-from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
-
-LOG = logging.getLogger(__name__)
-
-# Why a synchronized set lost something on its way to a Frame (keys of the skip counters).
-BAD_IMAGE = "bad_image"            # colour undecodable or unsupported: no frame at all
-BAD_CAMERA_INFO = "bad_camera_info"  # frame kept without calibration (no cloud)
-BAD_DEPTH = "bad_depth"            # frame kept without depth (no cloud)
-NO_TRANSFORM = "no_transform"      # frame kept without pose (no cloud)
+if TYPE_CHECKING:
+    from mvinverse_ros.engine.streaming import StreamingEngine
+    from mvinverse_ros.model import LoadedModel
 
 # Counter for a published frame that could not be fused, by the first Frame attribute it lacks.
 _UNFUSABLE_REASONS = {"depth": "no_depth", "camera": "no_camera_info", "camera_to_fixed": "no_pose"}
 
-PoseLookup = Callable[[str, int], np.ndarray]
-"""(optical frame_id, stamp_ns) -> 4x4 camera-to-fixed pose; raises TransformError when unknown."""
+
+def window_config(params: WindowParams) -> WindowConfig:
+    """The window policy's record from the `window.*` parameters."""
+    return WindowConfig(**dataclasses.asdict(params))
 
 
-def _same_aspect(a_hw: tuple[int, int], b_hw: tuple[int, int], tolerance: float = 0.01) -> bool:
-    return abs(a_hw[1] / a_hw[0] - b_hw[1] / b_hw[0]) <= tolerance * (b_hw[1] / b_hw[0])
+def engine_from_params(params: ModelParams) -> tuple[StreamingEngine, LoadedModel]:
+    """(StreamingEngine, LoadedModel) as the `model.*` parameters describe (imports torch).
 
-
-def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, source: str,
-                        lookup_pose: PoseLookup | None) -> tuple[Frame | None, list[str]]:
-    """Decode one synchronized set of messages (rosbags or rclpy, duck-typed) into a Frame.
-
-    Whatever is broken is dropped alone and named: a bad colour image gives no frame; a bad
-    camera_info or depth (undecodable, or not the colour image's aspect ratio, i.e. not
-    registered to it) or a missing transform gives a frame without it, so it still gets maps.
-
-    Returns:
-        (frame or None, reasons) with reasons from BAD_IMAGE, BAD_CAMERA_INFO, BAD_DEPTH, NO_TRANSFORM.
+    `model.long_side: 0` runs the weights at the size they were trained at.
     """
-    reasons: list[str] = []
-    frame_id = image.header.frame_id
-    stamp_ns = stamp_to_ns(image.header.stamp)
-    try:
-        rgb = rgb_from_msg(image)
-    except ConversionError as err:
-        LOG.warning("%s: dropped image at %d ns: %s", source, stamp_ns, err)
-        return None, [BAD_IMAGE]
-    hw = rgb.shape[:2]
-    camera = None
-    if camera_info is not None:
-        try:
-            camera = camera_model_from_msg(camera_info)
-            if not _same_aspect((camera.height, camera.width), hw):
-                raise ConversionError(f"camera_info is {camera.width}x{camera.height}, image {hw[1]}x{hw[0]}")
-        except ConversionError as err:
-            LOG.warning("%s: image at %d ns kept without calibration: %s", source, stamp_ns, err)
-            reasons.append(BAD_CAMERA_INFO)
-            camera = None
-    depth_m = None
-    if depth is not None:
-        try:
-            depth_m = depth_to_metres(depth)
-            if not _same_aspect(depth_m.shape[:2], hw):
-                raise ConversionError(f"depth is {depth_m.shape[1]}x{depth_m.shape[0]}, image {hw[1]}x{hw[0]}: "
-                                      "not registered to the colour image")
-        except ConversionError as err:
-            LOG.warning("%s: image at %d ns kept without depth: %s", source, stamp_ns, err)
-            reasons.append(BAD_DEPTH)
-            depth_m = None
-    pose = None
-    if lookup_pose is not None:
-        try:
-            pose = lookup_pose(frame_id, stamp_ns)
-        except TransformError as err:
-            LOG.info("%s: no pose for %s at %d ns: %s", source, frame_id, stamp_ns, err)
-            reasons.append(NO_TRANSFORM)
-    return Frame(stamp_ns, frame_id, rgb, camera, depth_m, pose, source), reasons
+    from mvinverse_ros.engine.preprocess import resolve_device
+    from mvinverse_ros.engine.streaming import StreamingEngine
+    from mvinverse_ros.model import load_model
+
+    device = resolve_device(params.device)
+    loaded = load_model(checkpoint=params.checkpoint, preset=params.preset, device=str(device))
+    engine = StreamingEngine(
+        loaded.model, device=str(device), dtype=params.dtype, long_side=params.long_side or loaded.native_long_side,
+        normal_convention=params.normal_convention,
+    )
+    return engine, loaded
 
 
 @dataclass(frozen=True)
@@ -124,14 +78,14 @@ class PerceptionPipeline:
 
     Args:
         params: the node's parameters (window, fusion, execution sections are read).
-        engine: a StreamingEngine (anything with `run(window) -> WindowResult` and `reset()`).
+        engine: what runs windows (a StreamingEngine, see `engine_from_params`).
 
     Attributes:
         counters: 'frames', 'windows', 'published', 'fused' and, for published frames that could
             not be fused, 'no_depth', 'no_camera_info', 'no_pose'.
     """
 
-    def __init__(self, params: PerceptionParams, engine) -> None:
+    def __init__(self, params: PerceptionParams, engine: WindowEngine) -> None:
         self.params = params
         self.engine = engine
         self._policies: dict[str, WindowPolicy] = {}
@@ -140,12 +94,13 @@ class PerceptionPipeline:
         self.counters: Counter[str] = Counter()
 
     def _new_map(self) -> VoxelMap | None:
-        return VoxelMap.from_params(self.params.fusion) if self.params.fusion.enabled else None
+        fusion = self.params.fusion
+        return VoxelMap(fusion.voxel_size, fusion.extent, fusion.max_points) if fusion.enabled else None
 
     def policy(self, source: str) -> WindowPolicy:
         """The window policy of one camera (created on its first frame)."""
         if source not in self._policies:
-            self._policies[source] = WindowPolicy(self.params.window)
+            self._policies[source] = WindowPolicy(window_config(self.params.window))
         return self._policies[source]
 
     def submit(self, frame: Frame) -> Window | None:
@@ -173,7 +128,7 @@ class PerceptionPipeline:
         return PipelineOutput(result, fused, cloud_due)
 
     def _integrate(self, frame: Frame, maps: MaterialMaps) -> None:
-        observed = surface_points(frame, maps, self.params.fusion)
+        observed = surface_points(frame, maps, self.params.fusion.pixel_stride, self.params.fusion.max_depth)
         with self._map_lock:
             self._map.integrate(observed)
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+NS_PER_SECOND = 1_000_000_000
+"""Stamps are integer nanoseconds everywhere (ROS time, bag time)."""
+
 
 @dataclass(frozen=True)
 class CameraModel:
@@ -120,3 +123,36 @@ class WindowResult:
     def published(self) -> list[tuple[Frame, MaterialMaps]]:
         """(frame, maps) pairs in publish order."""
         return [(self.window.frames[i], m) for i, m in zip(self.window.publish, self.maps)]
+
+
+@dataclass(frozen=True)
+class SurfacePoints:
+    """Material-annotated points in the fixed frame (all float32).
+
+    Attributes:
+        points: (N, 3) positions in metres.
+        albedo: (N, 3) linear RGB in [0, 1].
+        normal: (N, 3) unit normals in the fixed frame.
+        roughness, metallic: (N,) in [0, 1].
+        shading: (N, 3) diffuse shading RGB in [0, 1].
+    """
+
+    points: np.ndarray
+    albedo: np.ndarray
+    normal: np.ndarray
+    roughness: np.ndarray
+    metallic: np.ndarray
+    shading: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaterialCloud(SurfacePoints):
+    """The fused map: one averaged point per voxel.
+
+    `view_count` (N,) uint32 is the number of integrated frames that touched the voxel.
+    """
+
+    view_count: np.ndarray

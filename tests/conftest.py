@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+_JIT_PROBE = ("from mvinverse_ros.datasets.synthetic import RenderSettings, render_scene; "
+              "render_scene(0, 0, 2, RenderSettings(28, 21, spp=1, aov_spp=1))")
+
+
+@pytest.fixture(scope="session")
+def mitsuba_jit() -> None:
+    """Fail with the reason, in this process, when Mitsuba's LLVM JIT cannot render here.
+
+    A JIT on an unsuitable libLLVM aborts the whole interpreter, so the probe renders one tiny
+    scene in a child process first.
+    """
+    pytest.importorskip("mitsuba")
+    probe = subprocess.run([sys.executable, "-c", _JIT_PROBE], capture_output=True, text=True, timeout=600)
+    if probe.returncode != 0:
+        tail = "\n".join((probe.stderr or probe.stdout).strip().splitlines()[-5:])
+        pytest.fail(f"Mitsuba's LLVM JIT is unusable here (probe exit code {probe.returncode}); install libllvm19 "
+                    f"(`make test` does) or set DRJIT_LIBLLVM_PATH. Probe said:\n{tail}", pytrace=False)

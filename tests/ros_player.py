@@ -25,7 +25,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from mvinverse_ros import topics
-from mvinverse_ros.bag import datasets
+from mvinverse_ros.datasets import rgbd as datasets
 from mvinverse_ros.bag.importer import (
     BODY_FRAME, CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, ODOM_FRAME, OPTICAL_FRAME, T_LINK_OPTICAL, body_pose,
 )

@@ -15,13 +15,14 @@ import yaml
 from mvinverse_ros import topics
 from mvinverse_ros.bag import BagError
 from mvinverse_ros.bag.importer import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, import_rgbd
-from mvinverse_ros.bag.ply import read_ply
+from mvinverse_ros.conversions.ply import read_ply
 from mvinverse_ros.bag.process import BagProcessor
 from mvinverse_ros.bag.reader import UNDECODABLE, BagReader
 from mvinverse_ros.bag.writer import BagWriter
-from mvinverse_ros.conversions.factory import stamp_to_ns, typestore_with_project_types
+from mvinverse_ros.conversions.factory import stamp_to_ns
+from mvinverse_ros.bag.typestore import typestore_with_project_types
 from mvinverse_ros.conversions.pointcloud import cloud_from_msg
-from mvinverse_ros.engine.streaming import engine_from_params
+from mvinverse_ros.pipeline import engine_from_params
 from mvinverse_ros.geometry.camera import project_points
 from mvinverse_ros.geometry.transforms import invert, transform_points
 from mvinverse_ros.params import load_params

@@ -11,7 +11,8 @@ from mvinverse_ros import topics
 from mvinverse_ros.bag import BagError
 from mvinverse_ros.bag.reader import UNDECODABLE, BagReader
 from mvinverse_ros.bag.writer import BagWriter
-from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
+from mvinverse_ros.conversions.factory import header_msg
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import rgb_image_msg
 
 TYPESTORE = typestore_with_project_types()

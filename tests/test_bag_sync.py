@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mvinverse_ros.bag.sync import ApproximateSynchronizer
-from mvinverse_ros.conversions.factory import (RosbagsMessageFactory, header_msg, stamp_to_ns,
-                                               typestore_with_project_types)
+from mvinverse_ros.conversions.factory import header_msg, stamp_to_ns
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 
 MS = 1_000_000
 FACTORY = RosbagsMessageFactory(typestore_with_project_types())

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mvinverse_ros.conversions import ConversionError, RosbagsMessageFactory, header_msg, typestore_with_project_types
+from mvinverse_ros.conversions import ConversionError, header_msg
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import (
     compressed_image_msg,
     compressed_to_rgb,

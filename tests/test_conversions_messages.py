@@ -4,14 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mvinverse_ros.conversions import (
-    MATERIAL_MAPS_TYPE,
-    ConversionError,
-    RosbagsMessageFactory,
-    header_msg,
-    stamp_to_ns,
-    typestore_with_project_types,
-)
+from mvinverse_ros.conversions import MATERIAL_MAPS_TYPE, ConversionError, header_msg, stamp_to_ns
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.camera_info import camera_info_msg, camera_model_from_msg
 from mvinverse_ros.conversions.images import image_to_rgb
 from mvinverse_ros.conversions.materials import maps_from_msg, window_result_msgs
@@ -23,7 +17,7 @@ from mvinverse_ros.conversions.pointcloud import (
     read_points,
     unpack_rgb,
 )
-from mvinverse_ros.geometry.fusion import MaterialCloud
+from mvinverse_ros.types import MaterialCloud
 from mvinverse_ros.types import CameraModel, Frame, MaterialMaps, Window, WindowResult
 
 STORE = typestore_with_project_types("humble")

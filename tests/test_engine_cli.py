@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mvinverse_ros.cli import main
-from mvinverse_ros.engine.cli import folder_windows
+from mvinverse_ros.cli.infer import folder_windows
 from mvinverse_ros.visualize import MAP_NAMES
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from mvinverse_ros.bag.datasets import load_7scenes
+from mvinverse_ros.datasets.rgbd import load_7scenes
 from mvinverse_ros.engine.preprocess import InferenceError, network_size
-from mvinverse_ros.engine.streaming import StreamingEngine, engine_from_params, full_recompute
+from mvinverse_ros.engine.streaming import StreamingEngine, full_recompute
+from mvinverse_ros.pipeline import engine_from_params
 from mvinverse_ros.engine.windowing import WindowPolicy
 from mvinverse_ros.inference import predict
 from mvinverse_ros.model import MVInverse, build_model, preset_config, save_checkpoint

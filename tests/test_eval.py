@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mvinverse_ros.eval import metrics
-from mvinverse_ros.eval.correspondence import optical_flow, reprojection
+from mvinverse_ros.geometry.correspondence import optical_flow, reprojection
 from mvinverse_ros.eval.suite import evaluate_sequence, format_table, load_rgbd_frames
 
 
@@ -82,10 +82,9 @@ def test_sequence_suite_baselines(sevenscenes_dir):
     assert "| constant |" in format_table(results, "7-Scenes")
 
 
-def test_eval_command_writes_table_and_json(tmp_path, capsys):
-    pytest.importorskip("mitsuba")
+def test_eval_command_writes_table_and_json(tmp_path, capsys, mitsuba_jit):
     from mvinverse_ros.cli import main
-    from mvinverse_ros.train.synthetic import RenderSettings, generate
+    from mvinverse_ros.datasets.synthetic import RenderSettings, generate
 
     generate(tmp_path / "scenes", 1, 2, 2, seed=3, settings=RenderSettings(56, 42, spp=4, aov_spp=1))
     report = tmp_path / "eval.json"

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mvinverse_ros.geometry.fusion import SurfacePoints, VoxelMap
+from mvinverse_ros.geometry.fusion import VoxelMap
+from mvinverse_ros.types import SurfacePoints
 
 
 def observed(points, albedo=0.5, normal=(0.0, 0.0, 1.0), roughness=0.5, metallic=0.0, shading=0.5) -> SurfacePoints:

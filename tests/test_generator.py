@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mitsuba")
+pytestmark = pytest.mark.usefixtures("mitsuba_jit")
 
-from mvinverse_ros.eval.correspondence import reprojection  # noqa: E402
-from mvinverse_ros.train.synthetic import (RenderSettings, generate, load_scene, random_scene,  # noqa: E402
-                                           render_scene)
+from mvinverse_ros.geometry.correspondence import reprojection  # noqa: E402
+from mvinverse_ros.datasets.synthetic import (RenderSettings, generate, load_scene, random_scene,  # noqa: E402
+                                              render_scene)
 from mvinverse_ros.types import CameraModel  # noqa: E402
 
 SIZE = (56, 42)

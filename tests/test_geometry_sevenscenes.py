@@ -83,7 +83,7 @@ def test_two_views_of_the_same_surfaces_agree_within_centimetres(sevenscenes_dir
 def fused_pair(sevenscenes_dir):
     (frame_a, maps_a), (frame_b, maps_b) = load_frame(sevenscenes_dir, 0), load_frame(sevenscenes_dir, 90)
     pairs = ((frame_a, maps_a), (frame_b, maps_b))
-    return tuple((frame, surface_points(frame, maps, FUSION)) for frame, maps in pairs)
+    return tuple((frame, surface_points(frame, maps, FUSION.pixel_stride, FUSION.max_depth)) for frame, maps in pairs)
 
 
 def test_surface_points_of_two_frames_land_on_each_other(fused_pair):
@@ -105,13 +105,14 @@ def test_fixed_frame_normals_face_the_camera_only_in_the_optical_frame(fused_pai
     assert np.mean(np.sum(points.normal * towards_camera, axis=1)[known] > 0) > 0.99
     _, maps = load_frame(sevenscenes_dir, 0)
     opengl_normals = to_optical(maps.normal, "opengl")  # (x, -y, -z): its own inverse
-    unconverted = surface_points(frame, replace(maps, normal=opengl_normals), FUSION)
+    unconverted = surface_points(frame, replace(maps, normal=opengl_normals), FUSION.pixel_stride,
+                                 FUSION.max_depth)
     assert np.mean(np.sum(unconverted.normal * towards_camera, axis=1)[known] > 0) < 0.5
 
 
 def test_voxel_map_of_two_frames_shares_voxels_and_keeps_materials(fused_pair):
     (_, a), (_, b) = fused_pair
-    voxels = VoxelMap.from_params(FUSION)
+    voxels = VoxelMap(FUSION.voxel_size, FUSION.extent, FUSION.max_points)
     touched_a, touched_b = voxels.integrate(a), voxels.integrate(b)
     cloud = voxels.cloud()
     shared = cloud.view_count == 2
@@ -128,11 +129,10 @@ def test_depth_at_another_resolution_than_maps_and_camera(sevenscenes_dir):
     frame, maps = load_frame(sevenscenes_dir, 0)
     half = Frame(frame.stamp_ns, frame.frame_id, frame.image, frame.camera,
                  np.ascontiguousarray(frame.depth[::2, ::2]), frame.camera_to_fixed)
-    params = replace(FUSION, pixel_stride=1)
-    coarse = surface_points(half, maps, params)
-    full = surface_points(frame, maps, params)
+    coarse = surface_points(half, maps, 1, FUSION.max_depth)
+    full = surface_points(frame, maps, 1, FUSION.max_depth)
     assert len(coarse) == np.isfinite(half.depth).sum()
     distance, _ = cKDTree(full.points).query(coarse.points)
     assert np.median(distance) < 0.005  # half-res pixel centres fall between full-res ones
-    lifted = unproject_depth(half.depth, half.camera, 1, params.max_depth)
+    lifted = unproject_depth(half.depth, half.camera, 1, FUSION.max_depth)
     np.testing.assert_array_equal(coarse.albedo, maps.albedo[2 * lifted.rows + 1, 2 * lifted.cols + 1])

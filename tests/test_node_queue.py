@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from mvinverse_ros.ros.latest_queue import LatestQueue
-from mvinverse_ros.ros.stats import RecentSamples
+from mvinverse_ros.runtime.latest_queue import LatestQueue
+from mvinverse_ros.runtime.stats import RecentSamples
 
 
 def test_full_queue_evicts_the_oldest_and_counts_it():

@@ -66,8 +66,8 @@ def test_round_trip_through_flat_names():
 
 
 @pytest.mark.parametrize("item, message", [
-    ("window.size=big", "window.size must be an integer"),
-    ("fusion.enabled=2", "fusion.enabled must be true or false"),
+    ("window.size=big", r"window.size='big' \(--set\) must be an integer"),
+    ("fusion.enabled=2", r"fusion.enabled=2 \(--set\) must be true or false"),
     ("window.sise=3", "unknown parameters: window.sise"),
     ("novalue", "--set expects name=value"),
 ])

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from mvinverse_ros.conversions.camera_info import camera_info_msg
-from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
+from mvinverse_ros.conversions.factory import header_msg
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import depth_image_msg, rgb_image_msg
-from mvinverse_ros.engine.streaming import engine_from_params
+from mvinverse_ros.pipeline import engine_from_params
 from mvinverse_ros.geometry.transforms import ExtrapolationError
 from mvinverse_ros.params import load_params
-from mvinverse_ros.pipeline import (BAD_CAMERA_INFO, BAD_DEPTH, BAD_IMAGE, NO_TRANSFORM, PerceptionPipeline,
-                                    frame_from_messages)
+from mvinverse_ros.pipeline import PerceptionPipeline
+from mvinverse_ros.conversions.frames import BAD_CAMERA_INFO, BAD_DEPTH, BAD_IMAGE, NO_TRANSFORM, frame_from_messages
 from mvinverse_ros.types import CameraModel, Frame
 
 SIZE = (160, 120)  # frames downscaled so the tiny network runs in a blink

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 pytest.importorskip("mitsuba")
+pytestmark = pytest.mark.usefixtures("mitsuba_jit")
 
-from mvinverse_ros.eval.correspondence import Correspondence  # noqa: E402
+from mvinverse_ros.geometry.correspondence import Correspondence  # noqa: E402
 from mvinverse_ros.model import build_model, load_model, save_checkpoint  # noqa: E402
 from mvinverse_ros.train.consistency import FinetuneConfig, finetune, warp_difference  # noqa: E402
-from mvinverse_ros.train.synthetic import RenderSettings, generate  # noqa: E402
+from mvinverse_ros.datasets.synthetic import RenderSettings, generate  # noqa: E402
 from mvinverse_ros.train.trainer import (LOG_FILE, OPTIMIZER_FILE, TrainConfig, load_optimizer,  # noqa: E402
                                          load_training_state, save_optimizer, train)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

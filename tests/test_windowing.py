@@ -128,7 +128,7 @@ def test_reset_forgets_stride_progress():
 )
 def test_bad_parameters_name_the_parameter(changes, message):
     with pytest.raises(ParameterError, match=message):
-        WindowPolicy(window_params(**changes))
+        load_params(overrides={f"window.{name}": value for name, value in changes.items()})
 
 
 def test_pose_motion_matches_known_rotation():

@@ -18,7 +18,7 @@ from mvinverse_ros.bag.reader import BagMessage, BagReader
 from mvinverse_ros.bag.sync import ApproximateSynchronizer
 from mvinverse_ros.bag.tf import buffer_from_bag
 from mvinverse_ros.params import PerceptionParams
-from mvinverse_ros.pipeline import frame_from_messages
+from mvinverse_ros.conversions.frames import frame_from_messages
 from mvinverse_ros.types import Frame
 
 LOG = logging.getLogger(__name__)

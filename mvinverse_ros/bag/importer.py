@@ -19,12 +19,14 @@ import cv2
 import numpy as np
 
 from mvinverse_ros import topics
-from mvinverse_ros.bag import datasets
+from mvinverse_ros.datasets import rgbd as datasets
 from mvinverse_ros.bag.errors import BagError
+from mvinverse_ros.datasets.errors import DatasetError
 from mvinverse_ros.bag.tf import tf_message, transform_stamped_msg
 from mvinverse_ros.bag.writer import BagWriter
 from mvinverse_ros.conversions.camera_info import camera_info_msg
-from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
+from mvinverse_ros.conversions.factory import header_msg
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import compressed_image_msg, depth_image_msg, rgb_image_msg
 from mvinverse_ros.geometry.transforms import invert
 
@@ -64,12 +66,15 @@ def load_sequence(folder: Path, fmt: str, fps: float, intrinsics) -> tuple[str, 
     """
     if not folder.is_dir():
         raise BagError(f"Could not import {folder}: not a directory")
-    if fmt == "auto":
-        fmt = datasets.detect_format(folder)
-    if fmt == "7scenes":
-        return fmt, datasets.load_7scenes(folder, fps, intrinsics)
-    if fmt == "tum":
-        return fmt, datasets.load_tum(folder, intrinsics)
+    try:
+        if fmt == "auto":
+            fmt = datasets.detect_format(folder)
+        if fmt == "7scenes":
+            return fmt, datasets.load_7scenes(folder, fps, intrinsics)
+        if fmt == "tum":
+            return fmt, datasets.load_tum(folder, intrinsics)
+    except DatasetError as err:
+        raise BagError(str(err)) from err
     raise BagError(f"Could not import {folder}: unknown format {fmt!r} (auto, 7scenes, tum)")
 
 

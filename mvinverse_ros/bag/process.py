@@ -26,10 +26,11 @@ from tqdm import tqdm
 from mvinverse_ros import topics
 from mvinverse_ros.bag.errors import BagError
 from mvinverse_ros.bag.frames import BagFrameReader
-from mvinverse_ros.bag.ply import write_ply
+from mvinverse_ros.conversions.ply import write_ply
 from mvinverse_ros.bag.reader import BagMessage, BagReader
 from mvinverse_ros.bag.writer import BagWriter
-from mvinverse_ros.conversions.factory import RosbagsMessageFactory, header_msg, typestore_with_project_types
+from mvinverse_ros.conversions.factory import header_msg
+from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.materials import image_topic_msgs, material_maps_msg
 from mvinverse_ros.conversions.pointcloud import cloud_msg
 from mvinverse_ros.params import PerceptionParams

@@ -18,7 +18,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 
 from mvinverse_ros.bag.errors import BagError
-from mvinverse_ros.conversions import typestore_with_project_types
+from mvinverse_ros.bag.typestore import typestore_with_project_types
 
 LOG = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import numpy as np
 from mvinverse_ros.conversions.errors import ConversionError
 from mvinverse_ros.conversions.factory import MessageFactory
 from mvinverse_ros.conversions.images import payload
-from mvinverse_ros.geometry.fusion import MaterialCloud
+from mvinverse_ros.types import MaterialCloud
 
 # sensor_msgs/PointField datatype constants and their numpy types.
 POINT_FIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}

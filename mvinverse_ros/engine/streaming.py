@@ -29,9 +29,8 @@ from mvinverse_ros.engine.preprocess import (
     resolve_device,
 )
 from mvinverse_ros.geometry.normals import to_optical
-from mvinverse_ros.model import LoadedModel, MVInverse, load_model
+from mvinverse_ros.model import MVInverse
 from mvinverse_ros.model.layers import attention_partials, merge_partials
-from mvinverse_ros.params import ModelParams
 from mvinverse_ros.types import Frame, MaterialMaps, Window, WindowResult
 
 CacheKey = tuple[str, int, tuple[int, int]]
@@ -247,18 +246,3 @@ def full_recompute(
         [(window.frames[i].height, window.frames[i].width) for i in publish],
         normal_convention,
     )
-
-
-def engine_from_params(params: ModelParams) -> tuple[StreamingEngine, LoadedModel]:
-    """(StreamingEngine, LoadedModel) as the `model.*` parameters describe.
-
-    `model.long_side: 0` runs the weights at the size they were trained at. The caller should
-    warn when `LoadedModel.trained` is False (random weights).
-    """
-    device = resolve_device(params.device)
-    loaded = load_model(checkpoint=params.checkpoint, preset=params.preset, device=str(device))
-    engine = StreamingEngine(
-        loaded.model, device=str(device), dtype=params.dtype, long_side=params.long_side or loaded.native_long_side,
-        normal_convention=params.normal_convention,
-    )
-    return engine, loaded

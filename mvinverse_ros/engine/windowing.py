@@ -9,27 +9,41 @@ window afresh, because frames across such a break are not one scene sweep.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
-from mvinverse_ros.params import ParameterError, WindowParams
-from mvinverse_ros.types import Frame, Window
-
-MIN_WINDOW, MAX_WINDOW = 2, 16
-PUBLISH_MODES = ("newest", "all")
+from mvinverse_ros.geometry.transforms import rotation_angle
+from mvinverse_ros.types import NS_PER_SECOND, Frame, Window
 
 
-def rotation_angle_deg(rotation: np.ndarray) -> float:
-    """Angle of a 3x3 rotation matrix in degrees (clipped so round-off never gives NaN)."""
-    cos = (np.trace(rotation) - 1.0) / 2.0
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+@dataclass(frozen=True)
+class WindowConfig:
+    """How one camera's frames become windows (ranges are checked by the parameter schema).
+
+    Attributes:
+        size: frames per window.
+        stride: run the network every `stride` keyframes (1..size).
+        publish: 'newest' (the newest frame's maps) or 'all' (every frame of the window).
+        min_translation, min_rotation_deg: motion (metres, degrees) that makes a new keyframe when poses are known.
+        min_interval: seconds between keyframes when no pose is known.
+        reset_gap: seconds of silence (or any backwards jump) that start the window afresh.
+    """
+
+    size: int = 8
+    stride: int = 1
+    publish: str = "newest"
+    min_translation: float = 0.0
+    min_rotation_deg: float = 0.0
+    min_interval: float = 0.0
+    reset_gap: float = 2.0
 
 
 def pose_motion(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """(metres, degrees) between two 4x4 camera-to-fixed poses."""
     translation = float(np.linalg.norm(current[:3, 3] - previous[:3, 3]))
     relative = previous[:3, :3].T @ current[:3, :3]
-    return translation, rotation_angle_deg(relative)
+    return translation, float(np.degrees(rotation_angle(relative)))
 
 
 class WindowPolicy:
@@ -39,23 +53,9 @@ class WindowPolicy:
     emitted as soon as `stride` keyframes have arrived, so a robot gets maps without waiting for
     a full window.
 
-    Raises:
-        ParameterError: on window parameters outside their ranges.
     """
 
-    def __init__(self, params: WindowParams):
-        if not MIN_WINDOW <= params.size <= MAX_WINDOW:
-            raise ParameterError(f"window.size must be in {MIN_WINDOW}..{MAX_WINDOW}, got {params.size}")
-        if not 1 <= params.stride <= params.size:
-            raise ParameterError(
-                f"window.stride must be in 1..window.size ({params.size}), got {params.stride}: "
-                "a larger stride would drop keyframes that no window ever sees"
-            )
-        if params.publish not in PUBLISH_MODES:
-            raise ParameterError(f"window.publish must be one of {PUBLISH_MODES}, got {params.publish!r}")
-        for name in ("min_translation", "min_rotation_deg", "min_interval", "reset_gap"):
-            if getattr(params, name) < 0:
-                raise ParameterError(f"window.{name} must not be negative, got {getattr(params, name)}")
+    def __init__(self, params: WindowConfig):
         self.params = params
         self._frames: deque[Frame] = deque(maxlen=params.size)
         self._last_stamp_ns: int | None = None
@@ -102,7 +102,7 @@ class WindowPolicy:
         if self._last_stamp_ns is None:
             return False
         gap_ns = stamp_ns - self._last_stamp_ns
-        return gap_ns < 0 or gap_ns > self.params.reset_gap * 1e9
+        return gap_ns < 0 or gap_ns > self.params.reset_gap * NS_PER_SECOND
 
     def _skip_reason(self, frame: Frame) -> str | None:
         """None when `frame` is a new keyframe, else the counter naming why not."""
@@ -116,7 +116,7 @@ class WindowPolicy:
             metres, degrees = pose_motion(last.camera_to_fixed, frame.camera_to_fixed)
             moved = metres >= self.params.min_translation or degrees >= self.params.min_rotation_deg
             return None if moved else "skipped_not_moved"
-        if elapsed_ns < self.params.min_interval * 1e9:
+        if elapsed_ns < self.params.min_interval * NS_PER_SECOND:
             return "skipped_too_soon"
         return None
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mvinverse_ros.eval.correspondence import Correspondence
+from mvinverse_ros.geometry.correspondence import Correspondence
 
 SSIM_SIGMA = 1.5
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2

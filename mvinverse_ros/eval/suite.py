@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mvinverse_ros.eval import metrics
-from mvinverse_ros.eval.correspondence import Correspondence, reprojection
+from mvinverse_ros.geometry.correspondence import Correspondence, reprojection
+from mvinverse_ros.datasets.rgbd import load_rgbd_frames
 from mvinverse_ros.types import CameraModel, MaterialMaps
 
 METHODS = ("multi-view", "single-view", "image-as-albedo", "constant")
@@ -81,7 +81,7 @@ def _pairs(depths, cameras, poses, ordered_pairs) -> dict[tuple[int, int], Corre
 
 def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHODS) -> dict[str, dict[str, float]]:
     """Material metrics against ground truth and multi-view consistency (all view pairs) per method."""
-    from mvinverse_ros.train.synthetic import load_scene
+    from mvinverse_ros.datasets.synthetic import load_scene
 
     paths = sorted(Path(folder).glob("scene_*.npz"))
     if not paths:
@@ -108,31 +108,6 @@ def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHOD
                     acc[method].values[key].append(value)
             acc[method].add_consistency("multiview", maps, pairs)
     return {m: a.result() for m, a in acc.items()}
-
-
-def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | None = None, first: int = 0):
-    """Images (uint8), depths (m), cameras and poses of a 7-Scenes folder resized to size=(w, h).
-
-    Frames from index `first` on, at most `limit` of them.
-    """
-    from mvinverse_ros.bag.datasets import load_7scenes
-
-    sequence = load_7scenes(Path(folder), fps=10.0)
-    stop = None if limit is None else first + limit
-    samples = sequence.samples[first:stop]
-    w, h = size
-    camera = sequence.camera.resized(w, h)
-    images, depths = [], []
-    for sample in samples:
-        bgr = cv2.imread(str(sample.color_path), cv2.IMREAD_COLOR)
-        raw = cv2.imread(str(sample.depth_path), cv2.IMREAD_UNCHANGED)
-        if bgr is None or raw is None:
-            raise FileNotFoundError(f"cannot read {sample.color_path} or its depth")
-        images.append(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1].copy())
-        metres = raw.astype(np.float32) / sample.depth_per_metre
-        depths.append(cv2.resize(metres, (w, h), interpolation=cv2.INTER_NEAREST))
-    poses = [pose for _, pose in sequence.poses[first:first + len(samples)]]
-    return images, depths, [camera] * len(samples), poses
 
 
 def evaluate_sequence(folder: str | Path, model, long_side: int, window: int = 4, size: tuple[int, int] = (160, 120),

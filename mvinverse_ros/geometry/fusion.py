@@ -8,51 +8,15 @@ All work is vectorised over points (sorted voxel keys), never a Python loop per 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from mvinverse_ros.geometry.camera import rescale_pixel_indices, unproject_depth
 from mvinverse_ros.geometry.normals import normalize, rotate_to_fixed
 from mvinverse_ros.geometry.transforms import transform_points
-from mvinverse_ros.params import FusionParams
-from mvinverse_ros.types import Frame, MaterialMaps
+from mvinverse_ros.types import Frame, MaterialCloud, MaterialMaps, SurfacePoints
 
 _KEY_BITS = 21  # per axis: +-2**20 voxels from the origin fit one int64 key
 _KEY_OFFSET = 1 << (_KEY_BITS - 1)
-
-
-@dataclass(frozen=True)
-class SurfacePoints:
-    """Material-annotated points in the fixed frame (all float32).
-
-    Attributes:
-        points: (N, 3) positions in metres.
-        albedo: (N, 3) linear RGB in [0, 1].
-        normal: (N, 3) unit normals in the fixed frame.
-        roughness, metallic: (N,) in [0, 1].
-        shading: (N, 3) diffuse shading RGB in [0, 1].
-    """
-
-    points: np.ndarray
-    albedo: np.ndarray
-    normal: np.ndarray
-    roughness: np.ndarray
-    metallic: np.ndarray
-    shading: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.points.shape[0])
-
-
-@dataclass(frozen=True, kw_only=True)
-class MaterialCloud(SurfacePoints):
-    """The fused map: one averaged point per voxel.
-
-    `view_count` (N,) uint32 is the number of integrated frames that touched the voxel.
-    """
-
-    view_count: np.ndarray
 
 
 # What a frame must carry to be fused, in the order a missing one is reported.
@@ -64,7 +28,7 @@ def missing_fusion_inputs(frame: Frame) -> list[str]:
     return [name for name in FUSION_INPUTS if getattr(frame, name) is None]
 
 
-def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams) -> SurfacePoints:
+def surface_points(frame: Frame, maps: MaterialMaps, pixel_stride: int = 1, max_depth: float = np.inf) -> SurfacePoints:
     """Lift a frame's depth into the fixed frame and attach its materials pixel by pixel.
 
     Depth may have another resolution than the maps (indices are rescaled, pixel centres kept)
@@ -73,7 +37,8 @@ def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams) -> Su
     Args:
         frame: needs `depth`, `camera` and `camera_to_fixed`.
         maps: the network's maps for this frame (normals in its REP 103 optical frame).
-        params: pixel_stride and max_depth are used here.
+        pixel_stride: unproject every n-th pixel in each direction.
+        max_depth: metres beyond which pixels are ignored.
 
     Raises:
         ValueError: the frame lacks depth, calibration or pose.
@@ -81,7 +46,7 @@ def surface_points(frame: Frame, maps: MaterialMaps, params: FusionParams) -> Su
     missing = missing_fusion_inputs(frame)
     if missing:
         raise ValueError(f"frame {frame.frame_id} at {frame.stamp_ns} ns cannot be fused: no {', '.join(missing)}")
-    lifted = unproject_depth(frame.depth, frame.camera, params.pixel_stride, params.max_depth)
+    lifted = unproject_depth(frame.depth, frame.camera, pixel_stride, max_depth)
     rows, cols = rescale_pixel_indices(lifted.rows, lifted.cols, frame.depth.shape[:2], maps.albedo.shape[:2])
     return SurfacePoints(
         points=transform_points(frame.camera_to_fixed, lifted.points),
@@ -124,10 +89,6 @@ class VoxelMap:
         self.counters = {"frames": 0, "points": 0, "points_beyond_extent": 0, "points_not_finite": 0,
                          "voxels_evicted": 0}
         self.clear()
-
-    @classmethod
-    def from_params(cls, params: FusionParams) -> "VoxelMap":
-        return cls(params.voxel_size, params.extent, params.max_points)
 
     def clear(self) -> None:
         """Forget every voxel (counters keep counting)."""
@@ -185,10 +146,6 @@ class VoxelMap:
         self._last_seen = np.insert(self._last_seen, new, np.full(count, self._tick, dtype=np.int64))
         self._evict()
         return int(frame_keys.shape[0])
-
-    def integrate_frame(self, frame: Frame, maps: MaterialMaps, params: FusionParams) -> int:
-        """`integrate(surface_points(...))`: see `surface_points` for what the frame needs."""
-        return self.integrate(surface_points(frame, maps, params))
 
     def _evict(self) -> None:
         excess = len(self) - self.max_points

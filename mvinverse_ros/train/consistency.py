@@ -26,7 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mvinverse_ros.eval.correspondence import Correspondence, optical_flow, reprojection
+from mvinverse_ros.datasets.images import image_paths, read_rgb
+from mvinverse_ros.datasets.rgbd import load_rgbd_frames
+from mvinverse_ros.geometry.correspondence import Correspondence, optical_flow, reprojection
 from mvinverse_ros.model import load_model, save_checkpoint
 from mvinverse_ros.params import PerceptionParams, load_params
 from mvinverse_ros.train.losses import masked_mse
@@ -34,7 +36,6 @@ from mvinverse_ros.train.trainer import LOG_FILE, MODEL_FILE, pick_device
 from mvinverse_ros.types import CameraModel, Frame
 
 CONSISTENT_KEYS = ("albedo", "roughness", "metallic", "shading")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,12 @@ def load_image_folder(folder: str | Path, size: tuple[int, int], limit: int | No
     Raises:
         FileNotFoundError: no readable images.
     """
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix in IMAGE_SUFFIXES and ".depth." not in p.name)[:limit]
     images = []
-    for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
+    for path in image_paths(folder)[:limit]:
+        rgb = read_rgb(path)
+        if rgb is None:
             raise FileNotFoundError(f"cannot read image {path}")
-        images.append(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)[..., ::-1].copy())
+        images.append(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
     if len(images) < 2:
         raise FileNotFoundError(f"need at least 2 images in {folder}, found {len(images)}")
     return Sequence(images)
@@ -140,8 +140,6 @@ def load_bag_sequence(bag_path: str | Path, size: tuple[int, int], limit: int | 
 def load_sequence(source: str | Path, size: tuple[int, int], limit: int | None = None,
                   params: PerceptionParams | None = None) -> Sequence:
     """A rosbag (see load_bag_sequence), a 7-Scenes folder (with depth and poses) or a plain image folder."""
-    from mvinverse_ros.eval.suite import load_rgbd_frames
-
     if is_bag(source):
         return load_bag_sequence(source, size, limit, params)
     if any(Path(source).glob("frame-*.color.*")):

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from mvinverse_ros.model import build_model, save_checkpoint
 from mvinverse_ros.train.losses import material_loss
-from mvinverse_ros.train.synthetic import SyntheticDataError
+from mvinverse_ros.datasets.synthetic import SyntheticDataError
 
 MODEL_FILE = "last.safetensors"
 OPTIMIZER_FILE = "last.optim.safetensors"

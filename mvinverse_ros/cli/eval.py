@@ -33,7 +33,7 @@ def _eval(args: argparse.Namespace) -> int:
     synthetic, sevenscenes = args.synthetic, args.sevenscenes
     if args.suite == "default":
         if synthetic is None:
-            from mvinverse_ros.train.synthetic import RenderSettings, generate
+            from mvinverse_ros.datasets.synthetic import RenderSettings, generate
 
             synthetic = Path(args.cache) / f"heldout_seed{DEFAULT_HELDOUT_SEED}"
             generate(synthetic, DEFAULT_HELDOUT_SCENES, 4, 6, seed=DEFAULT_HELDOUT_SEED, settings=RenderSettings())

@@ -7,11 +7,11 @@ import sys
 
 # Each module exposes register(subparsers) and sets `func` on the parsers it adds.
 SUBCOMMAND_MODULES = (
-    "mvinverse_ros.engine.cli",   # infer
-    "mvinverse_ros.model.cli",    # convert
-    "mvinverse_ros.bag.cli",      # bag process, bag import-rgbd
-    "mvinverse_ros.train.cli",    # generate, train, finetune
-    "mvinverse_ros.eval.cli",     # eval
+    "mvinverse_ros.cli.infer",   # infer
+    "mvinverse_ros.cli.convert",    # convert
+    "mvinverse_ros.cli.bag",      # bag process, bag import-rgbd
+    "mvinverse_ros.cli.train",    # generate, train, finetune
+    "mvinverse_ros.cli.eval",     # eval
 )
 
 

@@ -76,7 +76,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_process(args: argparse.Namespace) -> int:
     from mvinverse_ros.bag.process import BagProcessor
-    from mvinverse_ros.engine.streaming import engine_from_params
+    from mvinverse_ros.pipeline import engine_from_params
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -23,7 +23,7 @@ def _views(text: str) -> tuple[int, int]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .synthetic import RenderSettings, generate
+    from mvinverse_ros.datasets.synthetic import RenderSettings, generate
 
     width, height = args.size
     settings = RenderSettings(width=width, height=height, spp=args.spp)
@@ -33,7 +33,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .trainer import TrainConfig, train
+    from mvinverse_ros.train.trainer import TrainConfig, train
 
     config = TrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, min_views=args.views[0],
                          max_views=args.views[1], lr=args.lr, albedo_warmup=args.albedo_warmup, crop=args.crop,
@@ -47,7 +47,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from mvinverse_ros.bag import BagError
     from mvinverse_ros.params import ParameterError, load_params, parse_overrides
 
-    from .consistency import FinetuneConfig, finetune
+    from mvinverse_ros.train.consistency import FinetuneConfig, finetune
 
     config = FinetuneConfig(steps=args.steps, window=args.window, lr=args.lr, anchor_weight=args.anchor_weight,
                             correspondence=args.correspondence, checkpoint_every=args.checkpoint_every,

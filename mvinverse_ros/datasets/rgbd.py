@@ -9,13 +9,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from mvinverse_ros.bag.errors import BagError
+from mvinverse_ros.datasets.errors import DatasetError
 from mvinverse_ros.geometry.transforms import matrix_from_translation_quaternion
-from mvinverse_ros.types import CameraModel
-
-NS_PER_SECOND = 1_000_000_000
+from mvinverse_ros.types import NS_PER_SECOND, CameraModel
 
 # Published calibrations of the TUM RGB-D cameras (fx, fy, cx, cy, d0..d4); "ros" is the
 # ROS default the TUM page recommends when the camera is unknown.
@@ -69,23 +68,23 @@ def detect_format(folder: Path) -> str:
     """'7scenes' or 'tum' from the files a folder holds.
 
     Raises:
-        BagError: neither layout.
+        DatasetError: neither layout.
     """
     if (folder / "rgb.txt").is_file():
         return "tum"
     if any(folder.glob("frame-*.color.*")):
         return "7scenes"
-    raise BagError(f"Could not recognise {folder}: expected frame-*.color.jpg (7-Scenes) or rgb.txt (TUM RGB-D)")
+    raise DatasetError(f"Could not recognise {folder}: expected frame-*.color.jpg (7-Scenes) or rgb.txt (TUM RGB-D)")
 
 
 def _read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:
     try:
         matrix = np.loadtxt(path, dtype=np.float64)
     except (OSError, ValueError) as err:
-        raise BagError(f"Could not read {path}: {err}") from err
+        raise DatasetError(f"Could not read {path}: {err}") from err
     if matrix.shape != shape or not np.all(np.isfinite(matrix)):
-        raise BagError(f"Could not read {path}: expected a finite {shape[0]}x{shape[1]} matrix, "
-                       f"got shape {matrix.shape}")
+        raise DatasetError(f"Could not read {path}: expected a finite {shape[0]}x{shape[1]} matrix, "
+                           f"got shape {matrix.shape}")
     return matrix
 
 
@@ -99,13 +98,13 @@ def load_7scenes(folder: Path, fps: float, intrinsics: tuple[float, float, float
     """A 7-Scenes sequence folder; frames carry no time, so frame i is stamped START + i / fps.
 
     Raises:
-        BagError: missing or malformed files.
+        DatasetError: missing or malformed files.
     """
     if fps <= 0:
-        raise BagError(f"--fps must be positive for {folder}, got {fps}")
+        raise DatasetError(f"--fps must be positive for {folder}, got {fps}")
     colors = sorted(folder.glob("frame-*.color.*"))
     if not colors:
-        raise BagError(f"Could not find frame-*.color.* images in {folder}")
+        raise DatasetError(f"Could not find frame-*.color.* images in {folder}")
     if intrinsics is None:
         K = _read_matrix(folder / "camera-intrinsics.txt", (3, 3))
         intrinsics = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
@@ -125,7 +124,7 @@ def _tum_list(path: Path) -> list[list[str]]:
     try:
         lines = path.read_text().splitlines()
     except OSError as err:
-        raise BagError(f"Could not read {path}: {err}") from err
+        raise DatasetError(f"Could not read {path}: {err}") from err
     return [line.split() for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -149,18 +148,18 @@ def load_tum(folder: Path, intrinsics: tuple[float, float, float, float] | None 
     associate.py rule); poses are the ground truth at its own (denser) rate.
 
     Raises:
-        BagError: missing or malformed files.
+        DatasetError: missing or malformed files.
     """
     rgb = [(_seconds_to_ns(r[0]), folder / r[1]) for r in _tum_list(folder / "rgb.txt")]
     depth = [(_seconds_to_ns(r[0]), folder / r[1]) for r in _tum_list(folder / "depth.txt")] \
         if (folder / "depth.txt").is_file() else []
     if not rgb:
-        raise BagError(f"{folder / 'rgb.txt'} lists no images")
+        raise DatasetError(f"{folder / 'rgb.txt'} lists no images")
     poses = []
     for row in _tum_list(folder / "groundtruth.txt"):
         if len(row) != 8:
-            raise BagError(f"{folder / 'groundtruth.txt'}: expected 'timestamp tx ty tz qx qy qz qw', "
-                           f"got {' '.join(row)!r}")
+            raise DatasetError(f"{folder / 'groundtruth.txt'}: expected 'timestamp tx ty tz qx qy qz qw', "
+                               f"got {' '.join(row)!r}")
         values = [float(v) for v in row[1:]]
         poses.append((_seconds_to_ns(row[0]), matrix_from_translation_quaternion(values[:3], values[3:])))
     depth_stamps = np.array([s for s, _ in depth], dtype=np.int64)
@@ -178,3 +177,26 @@ def load_tum(folder: Path, intrinsics: tuple[float, float, float, float] | None 
         (fx, fy, cx, cy), distortion = intrinsics, (0.0,) * 5
     camera = camera_from_intrinsics(fx, fy, cx, cy, 640, 480, distortion)
     return RgbdSequence(tuple(samples), camera, tuple(sorted(poses, key=lambda p: p[0])))
+
+
+def load_rgbd_frames(folder: str | Path, size: tuple[int, int], limit: int | None = None, first: int = 0):
+    """Images (uint8), depths (m), cameras and poses of a 7-Scenes folder resized to size=(w, h).
+
+    Frames from index `first` on, at most `limit` of them.
+    """
+    sequence = load_7scenes(Path(folder), fps=10.0)
+    stop = None if limit is None else first + limit
+    samples = sequence.samples[first:stop]
+    w, h = size
+    camera = sequence.camera.resized(w, h)
+    images, depths = [], []
+    for sample in samples:
+        bgr = cv2.imread(str(sample.color_path), cv2.IMREAD_COLOR)
+        raw = cv2.imread(str(sample.depth_path), cv2.IMREAD_UNCHANGED)
+        if bgr is None or raw is None:
+            raise FileNotFoundError(f"cannot read {sample.color_path} or its depth")
+        images.append(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1].copy())
+        metres = raw.astype(np.float32) / sample.depth_per_metre
+        depths.append(cv2.resize(metres, (w, h), interpolation=cv2.INTER_NEAREST))
+    poses = [pose for _, pose in sequence.poses[first:first + len(samples)]]
+    return images, depths, [camera] * len(samples), poses

@@ -16,13 +16,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mvinverse_ros.engine.streaming import engine_from_params
-from mvinverse_ros.engine.windowing import MAX_WINDOW
+from mvinverse_ros.datasets.images import IMAGE_SUFFIXES, image_paths, read_rgb
+from mvinverse_ros.pipeline import engine_from_params
 from mvinverse_ros.params import load_params
 from mvinverse_ros.types import Frame, Window
 from mvinverse_ros.visualize import MAP_NAMES, contact_sheet, map_to_rgb8
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 FOLDER_SOURCE = "folder"
 
 
@@ -65,12 +64,6 @@ def folder_windows(count: int, size: int) -> list[tuple[range, int]]:
     return windows
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """HxWx3 uint8 RGB, or None when OpenCV cannot decode the file."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def write_maps(folder: Path, maps) -> None:
     """<map>.png (8-bit picture; grey maps single-channel) and <map>.npy (float32) per map."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,13 +78,10 @@ def write_maps(folder: Path, maps) -> None:
 
 def infer(args: argparse.Namespace) -> int:
     """Run the sub-command; returns the process exit code."""
-    if not 1 <= args.window <= MAX_WINDOW:
-        print(f"error: --window must be in 1..{MAX_WINDOW}, got {args.window}", file=sys.stderr)
-        return 2
     if not args.image_dir.is_dir():
         print(f"error: {args.image_dir} is not a folder", file=sys.stderr)
         return 2
-    paths = sorted(p for p in args.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_paths(args.image_dir)
     if not paths:
         print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {args.image_dir}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mvinverse_ros.bag.errors import BagError
-from mvinverse_ros.geometry.fusion import MaterialCloud
+from mvinverse_ros.types import MaterialCloud
 
 _PLY_TYPES = {np.dtype("<f4"): "float", np.dtype("u1"): "uchar", np.dtype("<u4"): "uint"}
 

@@ -19,6 +19,8 @@ Everything is deterministic from (seed, scene index). One compressed .npz per sc
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,7 +211,45 @@ def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSetting
 # ---------------------------------------------------------------- Mitsuba scenes
 
 
+# Dr.Jit's LLVM backend needs a recent libLLVM: with Debian 12's default libLLVM 14 its JIT aborts
+# the whole process ("Cannot select ... fminimum"); libLLVM 19 (Debian package libllvm19) works.
+MIN_LLVM_MAJOR = 19
+_LLVM_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib")
+
+
+def newest_llvm_library() -> tuple[Path, int] | None:
+    """(path, major version) of the newest libLLVM shared library in the system folders, or None."""
+    found = []
+    for folder in _LLVM_DIRS:
+        for path in Path(folder).glob("libLLVM*.so*"):
+            match = re.search(r"libLLVM(?:-|\.so\.)(\d+)", path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    if not found:
+        return None
+    major, path = max(found)
+    return path, major
+
+
+def select_llvm() -> None:
+    """Point Dr.Jit at the newest libLLVM unless DRJIT_LIBLLVM_PATH already names one.
+
+    Raises:
+        SyntheticDataError: no libLLVM, or only versions whose JIT aborts the process.
+    """
+    if os.environ.get("DRJIT_LIBLLVM_PATH"):
+        return
+    newest = newest_llvm_library()
+    if newest is None or newest[1] < MIN_LLVM_MAJOR:
+        have = "none" if newest is None else f"libLLVM {newest[1]} at {newest[0]}"
+        raise SyntheticDataError(
+            f"Mitsuba's JIT needs libLLVM {MIN_LLVM_MAJOR} or newer (found {have}); install it "
+            "(Debian: apt-get install libllvm19, as `make test` does) or set DRJIT_LIBLLVM_PATH")
+    os.environ["DRJIT_LIBLLVM_PATH"] = str(newest[0])
+
+
 def _mitsuba():
+    select_llvm()
     try:
         import mitsuba as mi
     except ImportError as err:  # optional dependency (extras "train")

@@ -1,0 +1,84 @@
+"""One synchronized set of messages (colour, camera_info, optional depth) decoded into a Frame.
+
+The one input-validation policy of the node and the offline bag path: whatever is broken is
+dropped alone and named by a skip reason, so both count the same damage the same way.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import numpy as np
+
+from mvinverse_ros.conversions.camera_info import camera_model_from_msg
+from mvinverse_ros.conversions.errors import ConversionError
+from mvinverse_ros.conversions.factory import stamp_to_ns
+from mvinverse_ros.conversions.images import depth_to_metres, rgb_from_msg
+from mvinverse_ros.geometry.transforms import TransformError
+from mvinverse_ros.types import Frame
+
+LOG = logging.getLogger(__name__)
+
+# Why a synchronized set lost something on its way to a Frame (keys of the skip counters).
+BAD_IMAGE = "bad_image"            # colour undecodable or unsupported: no frame at all
+BAD_CAMERA_INFO = "bad_camera_info"  # frame kept without calibration (no cloud)
+BAD_DEPTH = "bad_depth"            # frame kept without depth (no cloud)
+NO_TRANSFORM = "no_transform"      # frame kept without pose (no cloud)
+
+PoseLookup = Callable[[str, int], np.ndarray]
+"""(optical frame_id, stamp_ns) -> 4x4 camera-to-fixed pose; raises TransformError when unknown."""
+
+
+def _same_aspect(a_hw: tuple[int, int], b_hw: tuple[int, int], tolerance: float = 0.01) -> bool:
+    return abs(a_hw[1] / a_hw[0] - b_hw[1] / b_hw[0]) <= tolerance * (b_hw[1] / b_hw[0])
+
+
+def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, source: str,
+                        lookup_pose: PoseLookup | None) -> tuple[Frame | None, list[str]]:
+    """Decode one synchronized set of messages (rosbags or rclpy, duck-typed) into a Frame.
+
+    Whatever is broken is dropped alone and named: a bad colour image gives no frame; a bad
+    camera_info or depth (undecodable, or not the colour image's aspect ratio, i.e. not
+    registered to it) or a missing transform gives a frame without it, so it still gets maps.
+
+    Returns:
+        (frame or None, reasons) with reasons from BAD_IMAGE, BAD_CAMERA_INFO, BAD_DEPTH, NO_TRANSFORM.
+    """
+    reasons: list[str] = []
+    frame_id = image.header.frame_id
+    stamp_ns = stamp_to_ns(image.header.stamp)
+    try:
+        rgb = rgb_from_msg(image)
+    except ConversionError as err:
+        LOG.warning("%s: dropped image at %d ns: %s", source, stamp_ns, err)
+        return None, [BAD_IMAGE]
+    hw = rgb.shape[:2]
+    camera = None
+    if camera_info is not None:
+        try:
+            camera = camera_model_from_msg(camera_info)
+            if not _same_aspect((camera.height, camera.width), hw):
+                raise ConversionError(f"camera_info is {camera.width}x{camera.height}, image {hw[1]}x{hw[0]}")
+        except ConversionError as err:
+            LOG.warning("%s: image at %d ns kept without calibration: %s", source, stamp_ns, err)
+            reasons.append(BAD_CAMERA_INFO)
+            camera = None
+    depth_m = None
+    if depth is not None:
+        try:
+            depth_m = depth_to_metres(depth)
+            if not _same_aspect(depth_m.shape[:2], hw):
+                raise ConversionError(f"depth is {depth_m.shape[1]}x{depth_m.shape[0]}, image {hw[1]}x{hw[0]}: "
+                                      "not registered to the colour image")
+        except ConversionError as err:
+            LOG.warning("%s: image at %d ns kept without depth: %s", source, stamp_ns, err)
+            reasons.append(BAD_DEPTH)
+            depth_m = None
+    pose = None
+    if lookup_pose is not None:
+        try:
+            pose = lookup_pose(frame_id, stamp_ns)
+        except TransformError as err:
+            LOG.info("%s: no pose for %s at %d ns: %s", source, frame_id, stamp_ns, err)
+            reasons.append(NO_TRANSFORM)
+    return Frame(stamp_ns, frame_id, rgb, camera, depth_m, pose, source), reasons
