@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := python3-rosidl python3-ament-flake8 python3-ament-pep257 pyth
 
 install:
 	$(if $(TORCH_SPEC),$(PYTHON) -m pip install -q "$(TORCH_SPEC)")
-	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q -e '.[test,deploy,fleet]'
 
 system-packages:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -25,6 +25,7 @@ system-packages:
 	    "the Mitsuba tests fail without libllvm19)"; fi; }
 
 test: install system-packages
+	$(PYTHON) -m mypy  # settings and files: setup.cfg [mypy]
 	MVINVERSE_SHARED=$(SHARED) $(PYTHON) -m pytest -q tests
 
 demo: install

@@ -23,11 +23,12 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["mvinverse_ros", "mvinverse_ros.*"]),
-    package_data={"mvinverse_ros.model": ["weights/*.safetensors", "weights/*.json"]},
+    package_data={"mvinverse_ros": ["py.typed"], "mvinverse_ros.model": ["weights/*.safetensors", "weights/*.json"]},
     data_files=[
         share("config", "*.yaml"),
         share("config", "*.rviz"),
         share("msg", "*.msg"),
+        share("srv", "*.srv"),
         share("launch", "*.py"),
     ],
     install_requires=[
@@ -40,10 +41,14 @@ setup(
         "safetensors>=0.4",
         "huggingface_hub>=0.20",
         "tqdm>=4.60",
+        "pillow>=9",  # relight preview GIF (opencv cannot write GIF)
     ],
     extras_require={
         "train": ["mitsuba>=3.5"],
-        "test": ["pytest>=7", "mitsuba>=3.5"],
+        "fleet": ["ray>=2.9"],
+        "test": ["pytest>=7", "mitsuba>=3.5", "mypy>=1.10", "types-PyYAML"],
+        # model.backend: onnxruntime and `mvinverse-ros export onnx`; on a GPU use onnxruntime-gpu instead.
+        "deploy": ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.5"],
     },
     entry_points={"console_scripts": ["mvinverse-ros=mvinverse_ros.cli:main"]},
 )

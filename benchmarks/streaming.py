@@ -41,8 +41,7 @@ from mvinverse_ros.engine.streaming import StreamingEngine, full_recompute, wind
 from mvinverse_ros.engine.windowing import WindowPolicy  # noqa: E402
 from mvinverse_ros.model import build_model  # noqa: E402
 from mvinverse_ros.params import load_params  # noqa: E402
-from mvinverse_ros.types import Frame, Window  # noqa: E402
-from mvinverse_ros.visualize import MAP_NAMES  # noqa: E402
+from mvinverse_ros.types import MAP_NAMES, Frame, Window  # noqa: E402
 
 MIB = 1024 * 1024
 

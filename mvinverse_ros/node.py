@@ -12,7 +12,6 @@ import argparse
 import functools
 import logging
 import sys
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -21,7 +20,7 @@ import message_filters
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
@@ -34,19 +33,20 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_ros import Buffer, TransformException, TransformListener
 
 from mvinverse_ros import topics
-from mvinverse_ros.conversions.factory import header_msg
-from mvinverse_ros.conversions.materials import image_topic_msgs, window_result_msgs
-from mvinverse_ros.conversions.pointcloud import cloud_msg
+from mvinverse_ros.conversions.factory import header_msg, stamp_to_ns
+from mvinverse_ros.conversions.frames import NO_TRANSFORM, frame_from_messages
+from mvinverse_ros.conversions.outputs import window_output_msgs
 from mvinverse_ros.geometry.transforms import TransformError, matrix_from_translation_quaternion
 from mvinverse_ros.params import (
-    ParameterError, PerceptionParams, build_params, coerce, default_params_file, parameter_specs, read_params_file,
+    ParameterError, ParameterSpec, PerceptionParams, build_params, coerce, default_params_file, parameter_specs,
+    read_params_file,
 )
 from mvinverse_ros.pipeline import PerceptionPipeline
-from mvinverse_ros.conversions.frames import NO_TRANSFORM, frame_from_messages
-from mvinverse_ros.runtime.latest_queue import LatestQueue
 from mvinverse_ros.ros.messages import RclpyMessageFactory
-from mvinverse_ros.runtime.stats import RecentSamples
-from mvinverse_ros.types import Window, WindowResult
+from mvinverse_ros.runtime.diagnostics import RunFigures, TopicActivity, health, silence_hint
+from mvinverse_ros.runtime.time_jumps import BackwardsStamps
+from mvinverse_ros.runtime.worker import Worker
+from mvinverse_ros.types import Window
 
 NODE_NAME = "mvinverse"
 NO_INPUT_HINT_SECONDS = 5.0   # silence after activation before the node explains what it waits for
@@ -60,6 +60,29 @@ _PARAMETER_TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
     list[str]: ParameterType.PARAMETER_STRING_ARRAY,
 }
+
+# Where a parameter's value came from, as ParameterError names it.
+_PARAMETER_SOURCE = "node parameter"
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """The schema's type, description and allowed values as `ros2 param describe` shows them.
+
+    Numeric ranges become integer_range / floating_point_range, so `ros2 param set` refuses a value
+    outside them; choices and patterns are named in additional_constraints and checked on configure.
+    """
+    allowed = spec.allowed()
+    descriptor = ParameterDescriptor(
+        name=spec.name, type=_PARAMETER_TYPES[spec.type], description=spec.description,
+        additional_constraints=f"{allowed}; read on configure" if allowed else "read on configure")
+    if spec.low is not None and spec.high is not None:
+        if spec.type is int:
+            descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+        elif spec.type is float:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
+                                                                  to_value=float(spec.high), step=0.0)]
+    return descriptor
+
 
 # Output topic (relative to the node, i.e. ~/albedo) of every published stream.
 _OUTPUTS = {name: "~/" + name.removeprefix(topics.NAMESPACE + "/") for name in topics.OUTPUT_TYPES}
@@ -100,19 +123,13 @@ class PerceptionNode(LifecycleNode):
         self.factory = RclpyMessageFactory()
         self.params: PerceptionParams | None = None
         self.pipeline: PerceptionPipeline | None = None
-        self.counters: Counter[str] = Counter()
-        self._inputs = RecentSamples()
-        self._latency = RecentSamples()       # image stamp -> maps published, seconds
-        self._inference = RecentSamples()     # network time per window, seconds
-        self._queue: LatestQueue[Window] | None = None
-        self._worker: threading.Thread | None = None
-        self._pipeline_lock = threading.Lock()  # process() vs reset() (time jumps)
-        self._busy = threading.Event()          # set while the worker runs a window
+        self.figures = RunFigures()
+        self.worker: Worker[Window] = Worker(self._run_window, self._window_failed, name="mvinverse-worker")
         self._outputs: dict[str, Any] = {}
         self._filters: list[Any] = []
         self._synchronizers: list[Any] = []
         self._topic_counts: Counter[str] = Counter()
-        self._last_stamp_ns: dict[str, int] = {}
+        self._stamps = BackwardsStamps()
         self._tf_buffer: Buffer | None = None
         self._tf_listener: TransformListener | None = None
         self._timers_group = MutuallyExclusiveCallbackGroup()
@@ -121,7 +138,6 @@ class PerceptionNode(LifecycleNode):
                                                     callback_group=self._timers_group)
         self._hint_timer = None
         self._jump_handler = None
-        self._active_since = 0.0
         self._core_log = _ForwardToRosLogger(self.get_logger())
         logging.getLogger("mvinverse_ros").addHandler(self._core_log)
 
@@ -130,9 +146,7 @@ class PerceptionNode(LifecycleNode):
         """Declare every parameter of the schema; defaults come from the package's perception.yaml."""
         defaults = read_params_file(default_params_file())
         for spec in parameter_specs():
-            descriptor = ParameterDescriptor(
-                name=spec.name, type=_PARAMETER_TYPES[spec.type], description=spec.description,
-                additional_constraints="read on configure")
+            descriptor = _descriptor(spec)
             value = coerce(spec, defaults[spec.name]) if spec.name in defaults else None
             if value is None or value == []:  # an empty list would be typed as a byte array
                 self.declare_parameter(spec.name, Parameter.Type(descriptor.type), descriptor)
@@ -149,16 +163,15 @@ class PerceptionNode(LifecycleNode):
         for spec in parameter_specs():
             param = self.get_parameter_or(spec.name, Parameter(spec.name, value=[]))
             values[spec.name] = [] if param.value is None else param.value
-        return build_params(values)
+        return build_params(values, dict.fromkeys(values, _PARAMETER_SOURCE))
 
     # ----------------------------------------------------------------- lifecycle
     @_logged_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.params = self.read_params()
-            self._check_inputs(self.params)
         except ParameterError as err:
-            self.get_logger().error(f"bad parameters: {err}")
+            self.get_logger().error(f"error: {err}")
             return TransitionCallbackReturn.FAILURE
         from mvinverse_ros.pipeline import engine_from_params
 
@@ -167,11 +180,15 @@ class PerceptionNode(LifecycleNode):
         except Exception as err:  # any loading failure leaves the node unconfigured, with the reason
             self.get_logger().error(f"could not load the model: {err}")
             return TransitionCallbackReturn.FAILURE
-        if not loaded.trained:
-            self.get_logger().warning(f"model '{loaded.preset}' has random weights ({loaded.source}): "
-                                      "maps are meaningless; set model.checkpoint")
+        untrained = loaded.untrained_warning()
+        if untrained:
+            self.get_logger().warning(untrained)
         self.get_logger().info(f"model {loaded.preset} from {loaded.source} on {engine.device}")
-        self.pipeline = PerceptionPipeline(self.params, engine)
+        try:
+            self.pipeline = PerceptionPipeline(self.params, engine)
+        except (ValueError, OSError) as err:  # fusion.load_map names a PLY that cannot be read or used
+            self.get_logger().error(f"error: fusion.load_map: {err}")
+            return TransitionCallbackReturn.FAILURE
         for name, msg_type in topics.OUTPUT_TYPES.items():
             cls = self.factory.message_class(msg_type)
             self._outputs[name] = self.create_publisher(cls, _OUTPUTS[name], 5)
@@ -179,27 +196,13 @@ class PerceptionNode(LifecycleNode):
         self._tf_listener = TransformListener(self._tf_buffer, self)
         return TransitionCallbackReturn.SUCCESS
 
-    def _check_inputs(self, params: PerceptionParams) -> None:
-        inputs = params.inputs
-        counts = {len(inputs.cameras), len(inputs.image_topics), len(inputs.camera_info_topics)}
-        if len(counts) != 1 or len(inputs.depth_topics) not in (0, len(inputs.cameras)):
-            raise ParameterError("inputs.cameras, image_topics, camera_info_topics (and depth_topics, if given) "
-                                 "need one entry per camera")
-        if inputs.transport not in ("raw", "compressed"):
-            raise ParameterError(f"inputs.transport must be raw or compressed, got {inputs.transport!r}")
-        if inputs.reliability not in ("best_effort", "reliable"):
-            raise ParameterError(f"inputs.reliability must be best_effort or reliable, got {inputs.reliability!r}")
-
     @_logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._queue = LatestQueue(max(1, self.params.execution.queue_size))
-        self._worker = threading.Thread(target=self._work, args=(self._queue,), name="mvinverse-worker", daemon=True)
-        self._worker.start()
+        self.worker.start(self.params.execution.queue_size)
         self._subscribe(self.params)
         self._jump_handler = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
             post_callback=self._on_time_jump)
-        self._active_since = time.monotonic()
         self._hint_timer = self.create_timer(NO_INPUT_HINT_SECONDS, self._hint_if_silent,
                                              callback_group=self._timers_group)
         return TransitionCallbackReturn.SUCCESS
@@ -207,7 +210,7 @@ class PerceptionNode(LifecycleNode):
     @_logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
-        self._stop_worker()
+        self.worker.stop()
         if self._hint_timer is not None:
             self.destroy_timer(self._hint_timer)
             self._hint_timer = None
@@ -226,7 +229,7 @@ class PerceptionNode(LifecycleNode):
     @_logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
-        self._stop_worker()
+        self.worker.stop()
         self._release_configuration()
         return TransitionCallbackReturn.SUCCESS
 
@@ -281,25 +284,15 @@ class PerceptionNode(LifecycleNode):
 
     def _hint_if_silent(self) -> None:
         """Explain, once per silence, why no synchronized frame has arrived yet."""
-        if self.counters["frames_in"] > 0:
+        if self.figures.counters["frames_in"] > 0:
             return
-        lines = []
-        best_effort_publishers = False
+        activity = []
         for subscriber in self._filters:
             publishers = self.get_publishers_info_by_topic(subscriber.topic)
-            kinds = sorted({p.qos_profile.reliability.name.lower() for p in publishers})
-            best_effort_publishers |= "best_effort" in kinds
-            lines.append(f"{subscriber.topic}: {len(publishers)} publisher(s) {kinds or ''}, "
-                         f"{self._topic_counts[subscriber.topic]} message(s) received")
-        if self.params.inputs.reliability == "reliable" and best_effort_publishers:
-            hint = "inputs.reliability is 'reliable', which hears no best_effort publisher: set it to best_effort"
-        elif not any(self._topic_counts.values()):
-            hint = "nothing received: check the topic names (namespace, remappings) and that a publisher runs"
-        else:
-            hint = ("messages arrive but never pair: check that their stamps agree within inputs.sync_slop and "
-                    "that every listed topic publishes (set an unused depth topic to '')")
-        self.get_logger().warning(f"no synchronized frame yet. {hint}.\n  " + "\n  ".join(lines),
-                                  throttle_duration_sec=30.0)
+            reliabilities = frozenset(p.qos_profile.reliability.name.lower() for p in publishers)
+            activity.append(TopicActivity(subscriber.topic, len(publishers), reliabilities,
+                                          self._topic_counts[subscriber.topic]))
+        self.get_logger().warning(silence_hint(activity, self.params.inputs.reliability), throttle_duration_sec=30.0)
 
     def _lookup_pose(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         """4x4 pose of `frame_id` in the fixed frame at `stamp_ns` (tf2, waiting up to tf.lookup_timeout).
@@ -321,19 +314,18 @@ class PerceptionNode(LifecycleNode):
         try:
             self._accept(camera, image, camera_info, depth)
         except Exception as err:  # a bad frame must not take the node down; it is counted and logged
-            self.counters["frame_errors"] += 1
+            self.figures.counters["frame_errors"] += 1
             self.get_logger().error(f"{camera}: frame dropped: {type(err).__name__}: {err}",
                                     throttle_duration_sec=LOG_THROTTLE)
 
     def _accept(self, camera: str, image: Any, camera_info: Any, depth: Any) -> None:
-        stamp_ns = Time.from_msg(image.header.stamp).nanoseconds
-        if stamp_ns < self._last_stamp_ns.get(camera, -1):
-            self._on_time_jump(None)  # a replayed bag restarting without a /clock jump
-        self._last_stamp_ns[camera] = stamp_ns
-        self.counters["frames_in"] += 1
-        self._inputs.add(time.monotonic())
-        frame, reasons = frame_from_messages(image, camera_info, depth, camera, self._lookup_pose)
-        self.counters.update(reasons)
+        if self._stamps.observe(camera, stamp_to_ns(image.header.stamp)):
+            self._reset_after_time_jump()  # a replayed bag restarting without a /clock jump
+        self.figures.counters["frames_in"] += 1
+        self.figures.inputs.add(time.monotonic())
+        frame, reasons = frame_from_messages(image, camera_info, depth, camera, self._lookup_pose,
+                                             max_pixels=self.params.inputs.max_pixels)
+        self.figures.counters.update(reasons)
         if NO_TRANSFORM in reasons:
             self.get_logger().warning(
                 f"{camera}: no transform {self.params.tf.fixed_frame} <- {image.header.frame_id} at the image stamp "
@@ -343,118 +335,56 @@ class PerceptionNode(LifecycleNode):
         if frame is None:
             return
         window = self.pipeline.submit(frame)
-        if window is not None and self._queue.put(window):
+        if window is not None and self.worker.put(window):
             self.get_logger().info("inference is slower than input: dropped the oldest waiting window",
                                    throttle_duration_sec=LOG_THROTTLE)
 
     def _on_time_jump(self, _jump: Any) -> None:
-        """Time went backwards (bag loop): forget TF, waiting windows, the window frames and the map."""
-        self.counters["time_resets"] += 1
+        """The clock went backwards (bag loop with --clock, sim reset): no earlier stamp is comparable."""
+        self._stamps.forget()
+        self._reset_after_time_jump()
+
+    def _reset_after_time_jump(self) -> None:
+        """Forget TF, waiting windows, the window frames and the map."""
+        self.figures.counters["time_resets"] += 1
         self.get_logger().warning("time jumped backwards: clearing TF buffer, windows and the fused map",
                                   throttle_duration_sec=LOG_THROTTLE)
-        self._last_stamp_ns.clear()
         if self._tf_buffer is not None:
             self._tf_buffer.clear()
-        if self._queue is not None:
-            self._queue.clear()
+        self.worker.clear()
         if self.pipeline is not None:
-            with self._pipeline_lock:
-                self.pipeline.reset()
+            self.pipeline.reset()
 
     # ----------------------------------------------------------------- worker
-    def _stop_worker(self) -> None:
-        if self._queue is not None:
-            self._queue.close()
-        if self._worker is not None:
-            self._worker.join()
-        self._worker = self._queue = None
+    def _run_window(self, window: Window) -> None:
+        """The worker's job: run the network on `window` and publish its maps (and the cloud when due)."""
+        output = self.pipeline.process(window)
+        self.figures.inference.add(time.monotonic(), float(output.result.inference_seconds))
+        cloud = self.pipeline.cloud() if output.cloud_due else None
+        for topic, message in window_output_msgs(self.factory, output.result, cloud, self.params.tf.fixed_frame):
+            self._outputs[topic].publish(message)
+            if topic == topics.MATERIALS:
+                self.figures.counters["frames_published"] += 1
+                age_ns = self.get_clock().now().nanoseconds - stamp_to_ns(message.header.stamp)
+                self.figures.latency.add(time.monotonic(), age_ns * 1e-9)
+            elif topic == topics.CLOUD:
+                self.figures.counters["clouds_published"] += 1
 
-    def _work(self, queue: LatestQueue[Window]) -> None:
-        """Run windows until the queue closes; one failing window is counted and logged, never fatal."""
-        while (window := queue.get()) is not None:
-            self._busy.set()
-            try:
-                with self._pipeline_lock:
-                    output = self.pipeline.process(window)
-                self._inference.add(time.monotonic(), float(output.result.inference_seconds))
-                self._publish_maps(output.result)
-                if output.cloud_due:
-                    self._publish_cloud(window)
-            except Exception as err:  # keep serving later windows
-                self.counters["window_errors"] += 1
-                self.get_logger().error(f"window {window.window_id} failed: {type(err).__name__}: {err}",
-                                        throttle_duration_sec=LOG_THROTTLE)
-            finally:
-                self._busy.clear()
-
-    @property
-    def queued_windows(self) -> int:
-        """Windows waiting for the worker (never more than execution.queue_size)."""
-        return len(self._queue) if self._queue is not None else 0
-
-    @property
-    def dropped_windows(self) -> int:
-        """Windows dropped because the worker was behind, or discarded by a time jump."""
-        return self._queue.dropped if self._queue is not None else 0
-
-    @property
-    def busy(self) -> bool:
-        """Whether the worker is running a window right now."""
-        return self._busy.is_set()
-
-    def _publish_maps(self, result: WindowResult) -> None:
-        """Each published frame's maps; the image topics carry the MaterialMaps' own images."""
-        for (frame, maps), materials in zip(result.published(), window_result_msgs(self.factory, result)):
-            for name, image in image_topic_msgs(self.factory, materials, maps).items():
-                self._outputs[name].publish(image)
-            self._outputs[topics.MATERIALS].publish(materials)
-            self.counters["frames_published"] += 1
-            self._latency.add(time.monotonic(), (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9)
-
-    def _publish_cloud(self, window: Window) -> None:
-        cloud = self.pipeline.cloud()
-        if cloud is None or len(cloud) == 0:
-            return
-        header = header_msg(self.factory, window.frames[-1].stamp_ns, self.params.tf.fixed_frame)
-        self._outputs[topics.CLOUD].publish(cloud_msg(self.factory, cloud, header))
-        self.counters["clouds_published"] += 1
+    def _window_failed(self, window: Window, err: Exception) -> None:
+        self.get_logger().error(f"window {window.window_id} failed: {type(err).__name__}: {err}",
+                                throttle_duration_sec=LOG_THROTTLE)
 
     # ----------------------------------------------------------------- diagnostics
-    def diagnostic_values(self) -> dict[str, str]:
-        """What /diagnostics reports, as strings (also handy in tests)."""
-        now = time.monotonic()
-
-        def ms(value: float | None) -> str:
-            return "n/a" if value is None else f"{value * 1000.0:.1f}"
-
-        values = {
-            "input rate (Hz)": f"{self._inputs.rate(now):.2f}",
-            "inference per window mean (ms)": ms(self._inference.mean(now)),
-            "latency stamp->publish mean (ms)": ms(self._latency.mean(now)),
-            "latency stamp->publish max (ms)": ms(self._latency.maximum(now)),
-            "windows dropped (worker behind)": str(self.dropped_windows),
-            "tf failures": str(self.counters["no_transform"]),
-        }
-        values.update({name: str(count) for name, count in sorted(self.counters.items())})
-        if self.pipeline is not None:
-            values.update({f"pipeline {k}": str(v) for k, v in sorted(self.pipeline.counters.items())})
-            values.update({f"window {k}": str(v) for k, v in sorted(self.pipeline.window_counters().items())})
-        return values
-
     def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        level, message = health(self.worker.running, self.worker.alive, self.figures.inputs.rate(now))
+        pipeline = self.pipeline
+        values = self.figures.values(now, self.worker.dropped, self.worker.failures,
+                                     pipeline.counters if pipeline else None,
+                                     pipeline.window_counters() if pipeline else None)
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: perception",
-                                  hardware_id=self.get_fully_qualified_name())
-        active = self._worker is not None
-        silent = active and self._inputs.rate(time.monotonic()) == 0.0
-        if not active:
-            status.level, status.message = DiagnosticStatus.WARN, "inactive"
-        elif self._worker is not None and not self._worker.is_alive():
-            status.level, status.message = DiagnosticStatus.ERROR, "inference worker stopped"
-        elif silent:
-            status.level, status.message = DiagnosticStatus.WARN, "no input"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "running"
-        status.values = [KeyValue(key=k, value=v) for k, v in self.diagnostic_values().items()]
+                                  hardware_id=self.get_fully_qualified_name(), level=bytes([level]), message=message,
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
         header = header_msg(self.factory, self.get_clock().now().nanoseconds, "")
         self._diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
 

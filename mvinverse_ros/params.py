@@ -28,14 +28,12 @@ class ParameterError(ValueError):
 
 
 def _doc(text: str, *, low: float | None = None, high: float | None = None,
-         choices: tuple[str, ...] | None = None, pattern: str | None = None, live: bool = False) -> Any:
+         choices: tuple[str, ...] | None = None, pattern: str | None = None) -> Any:
     """Field metadata: description and allowed values.
 
-    Allowed values are an inclusive numeric range, closed choices or a regular expression; `live`
-    says whether a running node takes a new value at once or only on the next configure.
+    Allowed values are an inclusive numeric range, closed choices or a regular expression.
     """
-    return field(metadata={"description": text, "low": low, "high": high, "choices": choices, "pattern": pattern,
-                           "live": live})
+    return field(metadata={"description": text, "low": low, "high": high, "choices": choices, "pattern": pattern})
 
 
 @dataclass(frozen=True)
@@ -49,22 +47,28 @@ class ModelParams:
                                   choices=("opencv", "opengl"))
     long_side: int = _doc("network input long side in pixels (multiple of 14); 0 = the size the weights were "
                           "trained at (bundled default: 112, official: 518)", low=0, high=4088)
+    backend: str = _doc("torch (eager) | onnxruntime (the graphs of `mvinverse-ros export onnx` in model.onnx_dir)",
+                        choices=("torch", "onnxruntime"))
+    onnx_dir: str = _doc("folder of an ONNX export (backend onnxruntime); made for this preset and long side")
+    onnx_providers: list[str] = _doc("ONNX Runtime execution providers in order of preference, e.g. "
+                                     "[TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider]")
+    trt_fp16: bool = _doc("TensorRT provider: build fp16 engines")
+    trt_cache_dir: str = _doc("TensorRT provider: engine cache folder, so an engine is built once per GPU and "
+                              "TensorRT version ('' = no cache: rebuilt at every start)")
 
 
 @dataclass(frozen=True)
 class WindowParams:
     size: int = _doc("frames per window", low=2, high=16)
-    stride: int = _doc("run the network every `stride` accepted frames (at most window.size)", low=1, high=16,
-                       live=True)
-    publish: str = _doc("newest (lowest latency) | all (every frame of the window)", choices=("newest", "all"),
-                        live=True)
+    stride: int = _doc("run the network every `stride` accepted frames (at most window.size)", low=1, high=16)
+    publish: str = _doc("newest (lowest latency) | all (every frame of the window)", choices=("newest", "all"))
     min_translation: float = _doc("metres the camera must move before a new keyframe (poses known)", low=0.0,
-                                  high=100.0, live=True)
+                                  high=100.0)
     min_rotation_deg: float = _doc("degrees the camera must turn before a new keyframe (poses known)", low=0.0,
-                                   high=180.0, live=True)
-    min_interval: float = _doc("seconds between keyframes when no pose is known", low=0.0, high=3600.0, live=True)
+                                   high=180.0)
+    min_interval: float = _doc("seconds between keyframes when no pose is known", low=0.0, high=3600.0)
     reset_gap: float = _doc("seconds without frames, or any backwards jump, that resets the window", low=0.0,
-                            high=3600.0, live=True)
+                            high=3600.0)
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,14 @@ class InputParams:
     reliability: str = _doc("best_effort (sensor-data QoS) | reliable", choices=("best_effort", "reliable"))
     sync_queue_size: int = _doc("ApproximateTimeSynchronizer queue size", low=1, high=1000)
     sync_slop: float = _doc("seconds two messages may differ and still pair", low=0.0, high=10.0)
+    max_pixels: int = _doc("largest image (width x height) decoded; larger ones are skipped before decoding",
+                           low=1, high=1_000_000_000)
 
 
 @dataclass(frozen=True)
 class TfParams:
     fixed_frame: str = _doc("frame the cloud is fused and published in")
-    lookup_timeout: float = _doc("seconds to wait for a transform at the image stamp", low=0.0, high=10.0,
-                                 live=True)
+    lookup_timeout: float = _doc("seconds to wait for a transform at the image stamp", low=0.0, high=10.0)
 
 
 @dataclass(frozen=True)
@@ -92,15 +97,17 @@ class FusionParams:
     voxel_size: float = _doc("voxel edge in metres", low=0.001, high=10.0)
     extent: float = _doc("metres from the fixed-frame origin beyond which points are dropped", low=0.01,
                          high=10000.0)
-    max_depth: float = _doc("depth in metres beyond which pixels are ignored", low=0.01, high=1000.0, live=True)
-    pixel_stride: int = _doc("unproject every n-th pixel in each direction", low=1, high=64, live=True)
+    max_depth: float = _doc("depth in metres beyond which pixels are ignored", low=0.01, high=1000.0)
+    pixel_stride: int = _doc("unproject every n-th pixel in each direction", low=1, high=64)
     max_points: int = _doc("voxel budget; the oldest voxels leave first", low=1, high=100_000_000)
+    load_map: str = _doc("'' = start empty; else a PLY written by save_map or `bag process` (same voxel_size) "
+                         "that the map starts from on configure and returns to on reset")
 
 
 @dataclass(frozen=True)
 class ExecutionParams:
     queue_size: int = _doc("windows waiting for the inference worker; the newest wins", low=1, high=100)
-    publish_cloud_every: int = _doc("publish the fused cloud every n windows", low=1, high=10000, live=True)
+    publish_cloud_every: int = _doc("publish the fused cloud every n windows", low=1, high=10000)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,13 @@ class BagParams:
     storage: str = _doc("output bag storage: mcap | sqlite3", choices=("mcap", "sqlite3"))
     cloud_per_window: bool = _doc("also write the fused cloud after every window")
     copy_inputs: bool = _doc("copy the input topics into the output bag")
+    map_encoding: str = _doc("png: each map as a PNG CompressedImage on <topic>/compressed (8-bit maps lossless, "
+                             "[0, 1] maps within 1/65535, normals within 2/65535) | raw: the node's Images "
+                             "(float32 maps)", choices=("png", "raw"))
+    write_materials: bool = _doc("also write MaterialMaps (every map once more, as raw Images, with the window's "
+                                 "stamps and camera_info), as the node publishes it")
+    compression: str = _doc("MCAP chunk compression: zstd | none (sqlite3 bags are not compressed)",
+                            choices=("zstd", "none"))
 
 
 @dataclass(frozen=True)
@@ -129,7 +143,6 @@ class ParameterSpec:
         low, high: inclusive bounds of a number (None: unbounded on that side).
         choices: the closed set of values of a string.
         pattern: a regular expression a string must match in full.
-        live: a running node applies a new value at once; otherwise it is read on configure only.
     """
 
     name: str
@@ -139,7 +152,6 @@ class ParameterSpec:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     pattern: str | None = None
-    live: bool = False
 
     def allowed(self) -> str:
         """The allowed values in words ('2..16', 'one of newest, all'), '' when any value of the type goes."""
@@ -182,7 +194,7 @@ def parameter_specs() -> list[ParameterSpec]:
         for f in dataclasses.fields(cls):
             meta = f.metadata
             specs.append(ParameterSpec(f"{section}.{f.name}", hints[f.name], meta["description"], meta["low"],
-                                       meta["high"], meta["choices"], meta["pattern"], meta["live"]))
+                                       meta["high"], meta["choices"], meta["pattern"]))
     return specs
 
 
@@ -342,8 +354,14 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def load_params(params_file: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                override_source: str = "--set") -> PerceptionParams:
+                override_source: str | dict[str, str] = "--set") -> PerceptionParams:
     """Defaults from config/perception.yaml, then `params_file`, then `overrides` (later wins).
+
+    Args:
+        params_file: a node params file over the defaults.
+        overrides: `section.field` -> value, over the file.
+        override_source: where the overrides came from, for error messages: one name for all of
+            them, or a name per override (a CLI flag such as '--window'; '--set' for the others).
 
     Raises:
         ParameterError: an unreadable file or a value the schema refuses, naming where it came from.
@@ -354,11 +372,37 @@ def load_params(params_file: str | Path | None = None, overrides: dict[str, Any]
         from_file = read_params_file(params_file)
         values.update(from_file)
         sources.update(dict.fromkeys(from_file, str(params_file)))
-    values.update(overrides or {})
-    sources.update(dict.fromkeys(overrides or {}, override_source))
+    overrides = overrides or {}
+    values.update(overrides)
+    if isinstance(override_source, str):
+        override_source = dict.fromkeys(overrides, override_source)
+    sources.update({name: override_source.get(name, "--set") for name in overrides})
     return build_params(values, sources)
 
 
 def to_flat(params: PerceptionParams) -> dict[str, Any]:
     """The inverse of build_params: `section.field` -> value."""
     return {f"{s}.{k}": v for s, sec in dataclasses.asdict(params).items() for k, v in sec.items()}
+
+
+ROS_TYPE_NAMES = {str: "string", int: "integer", float: "double", bool: "bool", list[str]: "string[]"}
+"""Parameter types as `ros2 param describe` names them."""
+
+
+def markdown_table() -> str:
+    """The README's parameter table: name, ROS type, default, allowed values, meaning.
+
+    Generated here so that the documentation cannot drift from the schema (`python -m mvinverse_ros.params`).
+    """
+    defaults = to_flat(load_params())
+    lines = ["| parameter | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+    for one in parameter_specs():
+        default = yaml.safe_dump(defaults[one.name], default_flow_style=True).strip().removesuffix("...").strip()
+        allowed = one.allowed().replace("|", "\\|")
+        description = one.description.replace("|", "/")
+        lines.append(f"| `{one.name}` | {ROS_TYPE_NAMES[one.type]} | `{default}` | {allowed} | {description} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

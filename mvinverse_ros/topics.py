@@ -19,6 +19,7 @@ MATERIALS = f"{NAMESPACE}/materials"           # mvinverse_ros/msg/MaterialMaps
 CLOUD = f"{NAMESPACE}/cloud"                   # sensor_msgs/PointCloud2 in tf.fixed_frame
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 MATERIALS_TYPE = "mvinverse_ros/msg/MaterialMaps"
 
@@ -53,3 +54,16 @@ TF_STATIC = "/tf_static"
 def compressed(topic: str) -> str:
     """The image_transport name of the compressed stream of a raw image topic."""
     return f"{topic}/compressed"
+
+
+def output_type(topic: str) -> str:
+    """Message type of an output topic: OUTPUT_TYPES, or CompressedImage for a map's `<topic>/compressed`.
+
+    Raises:
+        KeyError: a topic this package does not publish.
+    """
+    if topic in OUTPUT_TYPES:
+        return OUTPUT_TYPES[topic]
+    if topic.endswith("/compressed") and topic.removesuffix("/compressed") in IMAGE_ENCODINGS:
+        return COMPRESSED_IMAGE_TYPE
+    raise KeyError(f"{topic} is not an output topic of mvinverse_ros")

@@ -5,7 +5,7 @@ share the same records.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -106,6 +106,10 @@ class MaterialMaps:
     shading: np.ndarray
 
 
+MAP_NAMES: tuple[str, ...] = tuple(f.name for f in fields(MaterialMaps))
+"""The map names in MaterialMaps' field order (network heads, files, message fields, contact-sheet columns)."""
+
+
 @dataclass(frozen=True)
 class WindowResult:
     """The engine's answer for one window.
@@ -152,7 +156,47 @@ class SurfacePoints:
 class MaterialCloud(SurfacePoints):
     """The fused map: one averaged point per voxel.
 
-    `view_count` (N,) uint32 is the number of integrated frames that touched the voxel.
+    Attributes:
+        view_count: (N,) uint32 number of integrated frames that touched the voxel.
+        albedo_std: (N, 3) float32 standard deviation of albedo over the voxel's points, per channel.
+        roughness_std, metallic_std: (N,) float32 standard deviations over the voxel's points.
+        specular: (N,) float32 cue in [0, 1] that depth is unreliable there (metal or glossy;
+            geometry.fusion.specular_cue of the mean roughness and metallic).
     """
 
     view_count: np.ndarray
+    albedo_std: np.ndarray
+    roughness_std: np.ndarray
+    metallic_std: np.ndarray
+    specular: np.ndarray
+
+
+@dataclass(frozen=True)
+class MaterialQuery:
+    """The fused map's materials at query points (geometry.query.query_materials), one entry per point.
+
+    Where `found` is false the distance is +inf, materials and normals are NaN, view_count is 0.
+
+    Attributes:
+        found: (M,) bool, a voxel lies within the search radius.
+        distance: (M,) float64 metres to the nearest voxel mean position.
+        albedo, albedo_std: (M, 3) float32 mean and standard deviation per channel.
+        roughness, roughness_std, metallic, metallic_std, specular: (M,) float32.
+        normal: (M, 3) float32 unit normals in the frame the points were given in.
+        view_count: (M,) uint32 frames that saw the voxel.
+    """
+
+    found: np.ndarray
+    distance: np.ndarray
+    albedo: np.ndarray
+    albedo_std: np.ndarray
+    roughness: np.ndarray
+    roughness_std: np.ndarray
+    metallic: np.ndarray
+    metallic_std: np.ndarray
+    specular: np.ndarray
+    normal: np.ndarray
+    view_count: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.found.shape[0])

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mvinverse_ros.types import MaterialMaps
+from mvinverse_ros.types import MAP_NAMES, MaterialMaps
 
-MAP_NAMES = ("albedo", "roughness", "metallic", "normal", "shading")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -47,6 +46,14 @@ def map_to_rgb8(name: str, maps: MaterialMaps) -> np.ndarray:
     return unit_to_uint8(values)
 
 
+MAX_TILE_ASPECT = 4  # a tile is at most this many times taller than wide, whatever the image's shape
+
+
+def tile_height(shape: tuple[int, ...], tile_width: int) -> int:
+    """Height of a `tile_width`-wide tile of an image of `shape`, capped so a sliver cannot fill memory."""
+    return min(max(1, int(round(shape[0] * tile_width / shape[1]))), MAX_TILE_ASPECT * tile_width)
+
+
 def _put_label(tile: np.ndarray, text: str) -> None:
     """Write `text` in the tile's top-left corner on a dark band so it reads on any content."""
     scale = max(0.35, tile.shape[1] / 500.0)
@@ -62,7 +69,8 @@ def contact_sheet(
 
     Args:
         rows: (label, input RGB uint8 image, its maps) per frame, top to bottom.
-        tile_width: width of each tile in pixels; heights follow each frame's aspect.
+        tile_width: width of each tile in pixels; heights follow each frame's aspect, up to
+            MAX_TILE_ASPECT times the width (a taller image is squeezed).
         maps: which maps to show, in column order.
 
     Raises:
@@ -72,11 +80,11 @@ def contact_sheet(
         raise ValueError("contact_sheet needs at least one row")
     sheet_rows = []
     for label, image, frame_maps in rows:
-        tile_height = max(1, int(round(image.shape[0] * tile_width / image.shape[1])))
+        height = tile_height(image.shape, tile_width)
         pictures = [("input", np.asarray(image, np.uint8))] + [(name, map_to_rgb8(name, frame_maps)) for name in maps]
         tiles = []
         for column, (name, picture) in enumerate(pictures):
-            tile = np.ascontiguousarray(cv2.resize(picture, (tile_width, tile_height), interpolation=cv2.INTER_AREA))
+            tile = np.ascontiguousarray(cv2.resize(picture, (tile_width, height), interpolation=cv2.INTER_AREA))
             _put_label(tile, label if column == 0 else name)
             tiles.append(tile)
         sheet_rows.append(np.concatenate(tiles, axis=1))

@@ -5,15 +5,24 @@ and the offline Hugging Face error.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from mvinverse_ros.cli import main as cli_main
-from mvinverse_ros.model import ModelError, build_model, load_model, load_official_state_dict, save_checkpoint
-from mvinverse_ros.model.checkpoint import DEFAULT_WEIGHTS, OFFICIAL_HUB_ID
+from mvinverse_ros.model import (
+    LoadedModel,
+    ModelError,
+    build_model,
+    load_model,
+    load_official_state_dict,
+    save_checkpoint,
+)
+from mvinverse_ros.model.checkpoint import DEFAULT_WEIGHTS, LONG_SIDE_KEY, OFFICIAL_HUB_ID
 from mvinverse_ros.model.parity import official_synthetic_model
 
 
@@ -88,7 +97,6 @@ def test_shape_mismatch_and_preset_mismatch_are_named(tmp_path):
     save_checkpoint(tiny, path, "tiny")
     with pytest.raises(ModelError, match="unknown model preset 'huge'"):
         save_checkpoint(tiny, path, "huge")
-    from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in tiny.state_dict().items()}, str(path), metadata={"preset": "small"})
     with pytest.raises(ModelError, match=rf"{path}.*preset 'small'.*missing keys"):
         load_model(str(path))
@@ -154,3 +162,74 @@ def test_empty_checkpoint_is_the_bundled_default_or_an_untrained_preset():
     else:
         assert (loaded.preset, loaded.trained) == ("tiny", False)
     assert not loaded.model.training
+
+
+def test_integer_weights_are_one_clear_error_in_load_and_convert(tmp_path, capsys):
+    tiny = build_model("tiny")
+    path = tmp_path / "int32.safetensors"
+    save_file({name: (t.to(torch.int32) if t.is_floating_point() else t).contiguous()
+               for name, t in tiny.state_dict().items()}, str(path), metadata={"preset": "tiny"})
+    with pytest.raises(ModelError, match=r"dtype mismatches \(checkpoint != model\): .*int32 != float32"):
+        load_model(str(path))
+    assert cli_main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "int32 != float32" in err
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("value", ["100", "0", "-14", "big"])
+def test_trained_at_long_side_must_be_a_positive_multiple_of_14(value, tmp_path, capsys):
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(build_model("tiny"), path, "tiny", {LONG_SIDE_KEY: value})
+    with pytest.raises(ModelError, match=rf"{LONG_SIDE_KEY}='{value}' is not a positive multiple of the 14-pixel"):
+        load_model(str(path))
+    assert cli_main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 1
+    assert "is not a positive multiple" in capsys.readouterr().err
+
+
+def test_convert_keeps_the_trained_size(tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(build_model("tiny"), path, "tiny", {LONG_SIDE_KEY: "112"})
+    assert load_model(str(path)).native_long_side == 112
+    assert cli_main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 0
+    assert load_model(str(tmp_path / "out.safetensors")).native_long_side == 112
+
+
+def test_legacy_torch_files_load_and_a_broken_one_says_what_it_is(tmp_path):
+    tiny = build_model("tiny")
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"model": tiny.state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    loaded = load_model(str(legacy))
+    assert loaded.preset == "tiny"
+    assert_same_weights(loaded.model, tiny)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(legacy.read_bytes()[:1000])
+    with pytest.raises(ModelError, match=r"cannot read checkpoint .*broken\.pt \(not a zip-format torch file"):
+        load_model(str(broken))
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path):
+    with pytest.raises(ModelError, match="is a directory, not a weights file: give the file itself; it holds no "):
+        load_model(str(tmp_path))
+    save_checkpoint(build_model("tiny"), tmp_path / "last.safetensors", "tiny")
+    with pytest.raises(ModelError, match=r"is a directory.*it holds last\.safetensors$"):
+        load_model(str(tmp_path))
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path):
+    tiny = build_model("tiny")
+    state = {name: t.clone().contiguous() for name, t in tiny.state_dict().items()}
+    state["register_token"].view(-1)[3] = float("nan")
+    state["decoder.0.attn.qkv.weight"].view(-1)[0] = float("inf")
+    path = tmp_path / "diverged.safetensors"
+    save_file(state, str(path), metadata={"preset": "tiny"})
+    with pytest.raises(ModelError, match=r"NaN or infinite .* in decoder\.0\.attn\.qkv\.weight, register_token$"):
+        load_model(str(path))
+
+
+def test_untrained_warning_is_said_once_the_same_way():
+    untrained = LoadedModel(build_model("tiny"), "tiny", "untrained tiny", trained=False)
+    assert untrained.untrained_warning() == (
+        "the 'tiny' model has UNTRAINED (random) weights (untrained tiny): its maps are meaningless; "
+        "give trained weights with model.checkpoint (--checkpoint)")
+    assert dataclasses.replace(untrained, trained=True).untrained_warning() is None

@@ -1,14 +1,18 @@
 """CameraInfo, PointCloud2 and MaterialMaps messages through real CDR round trips."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from mvinverse_ros import topics
 from mvinverse_ros.conversions import MATERIAL_MAPS_TYPE, ConversionError, header_msg, stamp_to_ns
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.camera_info import camera_info_msg, camera_model_from_msg
 from mvinverse_ros.conversions.images import image_to_rgb
-from mvinverse_ros.conversions.materials import maps_from_msg, window_result_msgs
+from mvinverse_ros.conversions.materials import maps_from_msg
+from mvinverse_ros.conversions.outputs import window_output_msgs
 from mvinverse_ros.conversions.pointcloud import (
     CLOUD_FIELDS,
     cloud_from_msg,
@@ -18,7 +22,7 @@ from mvinverse_ros.conversions.pointcloud import (
     unpack_rgb,
 )
 from mvinverse_ros.types import MaterialCloud
-from mvinverse_ros.types import CameraModel, Frame, MaterialMaps, Window, WindowResult
+from mvinverse_ros.types import MAP_NAMES, CameraModel, Frame, MaterialMaps, Window, WindowResult
 
 STORE = typestore_with_project_types("humble")
 FACTORY = RosbagsMessageFactory(STORE)
@@ -79,18 +83,24 @@ def material_cloud(n: int, seed: int = 0) -> MaterialCloud:
         metallic=rng.uniform(size=n).astype(np.float32),
         shading=np.repeat(rng.uniform(size=(n, 1)), 3, axis=1).astype(np.float32),  # grey survives exactly
         view_count=rng.integers(1, 1000, size=n).astype(np.uint32),
+        albedo_std=np.repeat(rng.uniform(0, 0.2, size=(n, 1)), 3, axis=1).astype(np.float32),  # equal channels
+        roughness_std=rng.uniform(0, 0.2, size=n).astype(np.float32),
+        metallic_std=rng.uniform(0, 0.2, size=n).astype(np.float32),
+        specular=rng.uniform(size=n).astype(np.float32),
     )
 
 
 def test_point_cloud_round_trip_by_field_name():
     cloud = material_cloud(500)
     msg = cdr_round_trip(cloud_msg(FACTORY, cloud, header(frame_id="odom")))
-    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 500, 48, 48 * 500)
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 500, 64, 64 * 500)
     assert msg.is_dense is False and msg.is_bigendian is False and msg.header.frame_id == "odom"
     back = cloud_from_msg(msg)
-    for name in ("points", "albedo", "normal", "roughness", "metallic", "view_count"):
+    for name in ("points", "albedo", "normal", "roughness", "metallic", "view_count", "roughness_std", "metallic_std",
+                 "specular"):
         np.testing.assert_array_equal(getattr(back, name), getattr(cloud, name), err_msg=name)
     np.testing.assert_allclose(back.shading, cloud.shading, rtol=1e-6)
+    np.testing.assert_allclose(back.albedo_std, cloud.albedo_std, rtol=1e-6)
     assert np.all(read_points(msg)["curvature"] == 0)
 
 
@@ -101,13 +111,19 @@ def test_point_cloud_fields_are_what_pcl_and_rviz_map_by_name():
     PointField = STORE.types["sensor_msgs/msg/PointField"]
     FLOAT32, UINT32 = PointField.FLOAT32, PointField.UINT32
     for name in ("x", "y", "z", "rgb", "normal_x", "normal_y", "normal_z", "curvature", "roughness", "metallic",
-                 "shading"):
+                 "shading", "roughness_std", "metallic_std", "albedo_std", "specular"):
         assert fields[name][1:] == (FLOAT32, 1), name
     assert fields["view_count"][1:] == (UINT32, 1)
     assert [fields[n][0] for n in ("x", "y", "z")] == [0, 4, 8]
     spans = sorted((offset, offset + 4) for offset, _, _ in fields.values())
     assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:])) and spans[-1][1] <= msg.point_step
     assert [name for name, _, _ in CLOUD_FIELDS] == [f.name for f in msg.fields]
+
+
+def test_albedo_std_field_is_the_root_mean_square_of_the_channel_spreads():
+    cloud = dataclasses.replace(material_cloud(2), albedo_std=np.array([[0.3, 0.4, 0.0], [0.1, 0.1, 0.1]], np.float32))
+    field = read_points(cdr_round_trip(cloud_msg(FACTORY, cloud, header())))["albedo_std"]
+    np.testing.assert_allclose(field, [np.sqrt(0.25 / 3), 0.1], rtol=1e-6)
 
 
 def test_rgb_is_packed_as_0x00rrggbb_float_bits():
@@ -170,7 +186,7 @@ def test_material_maps_message_round_trip(kinect, distro):
                          camera=kinect if k else None) for k in range(3))
     maps = (maps_of(frames[2], 0), maps_of(frames[0], 1))
     result = WindowResult(Window(5, frames, publish=(2, 0)), maps, inference_seconds=0.25)
-    messages = window_result_msgs(factory, result)
+    messages = [message for topic, message in window_output_msgs(factory, result) if topic == topics.MATERIALS]
     assert [m.frame_index for m in messages] == [2, 0]
     newest = cdr_round_trip(messages[0], store)
     assert newest.__msgtype__ == MATERIAL_MAPS_TYPE
@@ -182,7 +198,7 @@ def test_material_maps_message_round_trip(kinect, distro):
     assert [newest.albedo.encoding, newest.roughness.encoding, newest.normal.encoding, newest.shading.encoding] == [
         "rgb8", "32FC1", "32FC3", "32FC3"]
     back = maps_from_msg(newest)
-    for name in ("albedo", "roughness", "metallic", "normal", "shading"):
+    for name in MAP_NAMES:
         np.testing.assert_array_equal(getattr(back, name), getattr(maps[0], name), err_msg=name)
     np.testing.assert_array_equal(image_to_rgb(newest.albedo), np.round(maps[0].albedo * 255).astype(np.uint8))
     # The calibration describes the maps: camera_info given at 640x480 is rescaled to the 64x48 frame.

@@ -9,7 +9,7 @@ import pytest
 
 from mvinverse_ros.cli import main
 from mvinverse_ros.cli.infer import folder_windows
-from mvinverse_ros.visualize import MAP_NAMES
+from mvinverse_ros.types import MAP_NAMES
 
 
 def test_folder_windows_tile_and_fill_the_last_window():
@@ -65,7 +65,31 @@ def test_infer_skips_undecodable_files_and_says_when_weights_are_untrained(room_
     assert ("UNTRAINED" in stderr) == (not load_model(preset="tiny").trained)
 
 
-def test_infer_rejects_a_folder_without_images(tmp_path, capsys):
+def test_infer_rejects_a_folder_without_images_as_unusable_input(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("no pictures here")
-    assert main(["infer", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
-    assert "no images" in capsys.readouterr().err
+    assert main(["infer", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.startswith("error: no images")
+    assert main(["infer", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'notes.txt'} is not a folder\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_infer_reads_model_and_window_from_a_params_file(room_dir, tmp_path, capsys):
+    """The file's model.* and window.size are what runs; a flag still overrides the file."""
+    from mvinverse_ros.model import load_model
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("/**:\n  ros__parameters:\n"
+                           "    model: {preset: tiny, long_side: 28, device: cpu, dtype: fp16}\n"
+                           "    window: {size: 3}\n")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(room_dir.iterdir())[:4]:
+        shutil.copy(path, folder / path.name)
+    assert main(["infer", str(folder), "--out", str(tmp_path / "out"), "--params-file", str(params_file),
+                 "--dtype", "bf16"]) == 0
+    stderr = capsys.readouterr().err
+    assert "device cpu, dtype bf16" in stderr
+    assert "(2 windows of 3," in stderr  # images 0-2, then 1-3 publishing image 3
+    bundled = load_model("", preset="tiny")
+    assert ("model.preset=tiny not used" in stderr) == (bundled.preset != "tiny")

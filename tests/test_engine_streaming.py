@@ -25,8 +25,7 @@ from mvinverse_ros.inference import predict
 from mvinverse_ros.model import MVInverse, build_model, preset_config, save_checkpoint
 from mvinverse_ros.model.checkpoint import LONG_SIDE_KEY
 from mvinverse_ros.params import load_params
-from mvinverse_ros.types import Frame, Window
-from mvinverse_ros.visualize import MAP_NAMES
+from mvinverse_ros.types import MAP_NAMES, Frame, Window
 
 LONG_SIDE = 126  # 9x6 patches at 640x480: fast, still a multi-patch grid with detail features
 

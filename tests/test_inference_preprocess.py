@@ -15,8 +15,8 @@ from mvinverse_ros.engine.preprocess import (
     outputs_to_maps,
     resolve_device,
 )
-from mvinverse_ros.types import MaterialMaps
-from mvinverse_ros.visualize import MAP_NAMES, contact_sheet, map_to_rgb8, normal_to_rgb8
+from mvinverse_ros.types import MAP_NAMES, MaterialMaps
+from mvinverse_ros.visualize import contact_sheet, map_to_rgb8, normal_to_rgb8
 
 
 @pytest.mark.parametrize(

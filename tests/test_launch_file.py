@@ -1,71 +1,71 @@
 """launch/perception.launch.py and config/perception.rviz agree with the parameter schema and the topics.
 
-Without ROS 2 the launch file is read as source (its arguments, the parameters it overrides, the
-node name); with `launch` importable it is also loaded and its description built for real.
+The launch file keeps its arguments and parameter overrides as plain data and imports `launch` only
+where it builds the description, so it is imported and checked here without ROS 2; with `launch`
+and `launch_ros` importable the description itself is built and compared with that data.
 """
 from __future__ import annotations
 
-import ast
 import importlib.util
 import typing
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
 from mvinverse_ros import topics
-from mvinverse_ros.params import parameter_specs
+from mvinverse_ros.params import DEFAULTS_SOURCE, default_params_file, load_params, spec
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = REPO / "launch" / "perception.launch.py"
 RVIZ_FILE = REPO / "config" / "perception.rviz"
-EXPECTED_ARGUMENTS = {"params_file", "namespace", "use_sim_time", "image_topic", "camera_info_topic",
-                      "depth_topic", "rviz"}
 
 
 @pytest.fixture(scope="module")
-def launch_tree() -> ast.Module:
-    return ast.parse(LAUNCH_FILE.read_text(), str(LAUNCH_FILE))
+def launch_file() -> ModuleType:
+    """launch/perception.launch.py imported as `ros2 launch` imports it."""
+    module_spec = importlib.util.spec_from_file_location("perception_launch", LAUNCH_FILE)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
-def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-            and getattr(n.func, "id", getattr(n.func, "attr", None)) == name]
+def test_every_argument_has_a_description_and_a_string_default(launch_file):
+    for name, (default, description) in launch_file.ARGUMENTS.items():
+        assert description.strip(), name
+        assert isinstance(default, str) or (name == "params_file" and default is None), name
 
 
-def _keyword(call: ast.Call, name: str):
-    return next((ast.literal_eval(k.value) for k in call.keywords if k.arg == name
-                 and isinstance(k.value, ast.Constant)), None)
+def test_topic_arguments_override_string_list_parameters(launch_file):
+    assert set(launch_file.TOPIC_ARGUMENTS) <= set(launch_file.ARGUMENTS)
+    for parameter in launch_file.TOPIC_ARGUMENTS.values():
+        assert typing.get_origin(spec(parameter).type) is list, parameter
 
 
-def test_declares_the_documented_arguments(launch_tree):
-    declared = [ast.literal_eval(c.args[0]) for c in _calls(launch_tree, "DeclareLaunchArgument")]
-    assert sorted(declared) == sorted(EXPECTED_ARGUMENTS)
-    for call in _calls(launch_tree, "DeclareLaunchArgument"):
-        assert _keyword(call, "description"), f"{ast.literal_eval(call.args[0])} has no description"
+def test_topic_arguments_give_parameters_the_schema_accepts(launch_file):
+    overrides = launch_file.topic_overrides({"image_topic": "/cam/color", "camera_info_topic": "/cam/info",
+                                             "depth_topic": "none", "namespace": "robot"})
+    params = load_params(overrides=overrides, override_source="launch arguments")
+    assert params.inputs.image_topics == ["/cam/color"]
+    assert params.inputs.camera_info_topics == ["/cam/info"]
+    assert params.inputs.depth_topics == [""]  # 'none': this camera has no depth
 
 
-def test_topic_arguments_override_string_list_parameters(launch_tree):
-    assignment = next(n for n in launch_tree.body if isinstance(n, ast.Assign)
-                      and getattr(n.targets[0], "id", "") == "TOPIC_ARGUMENTS")
-    overrides = ast.literal_eval(assignment.value)
-    specs = {s.name: s for s in parameter_specs()}
-    assert set(overrides) == {"image_topic", "camera_info_topic", "depth_topic"}
-    for parameter in overrides.values():
-        assert typing.get_origin(specs[parameter].type) is list, parameter
+def test_empty_topic_arguments_keep_the_params_file(launch_file):
+    assert launch_file.topic_overrides(dict.fromkeys(launch_file.TOPIC_ARGUMENTS, "")) == {}
 
 
-def test_node_name_gives_the_shared_topic_namespace(launch_tree):
-    nodes = [c for c in _calls(launch_tree, "Node") if _keyword(c, "executable") == "perception_node"]
-    assert len(nodes) == 1
-    assert "/" + _keyword(nodes[0], "name") == topics.NAMESPACE
-    assert (REPO / "scripts" / "perception_node").is_file()
+def test_node_name_gives_the_shared_topic_namespace(launch_file):
+    assert "/" + launch_file.NODE_NAME == topics.NAMESPACE
+    assert (REPO / "scripts" / launch_file.EXECUTABLE).is_file()
 
 
-def test_default_params_file_is_the_package_config(launch_tree):
-    source = LAUNCH_FILE.read_text()
-    assert '"config", "perception.yaml"' in source
-    assert (REPO / "config" / "perception.yaml").is_file()
+def test_default_params_file_is_the_schema_defaults(launch_file):
+    assert launch_file.DEFAULT_PARAMS_FILE == DEFAULTS_SOURCE
+    assert default_params_file() == REPO / launch_file.DEFAULT_PARAMS_FILE
+    assert (REPO / launch_file.RVIZ_CONFIG) == RVIZ_FILE
 
 
 def test_rviz_shows_the_images_and_the_cloud_in_the_fixed_frame():
@@ -75,16 +75,24 @@ def test_rviz_shows_the_images_and_the_cloud_in_the_fixed_frame():
     assert shown[topics.CLOUD] == "rviz_default_plugins/PointCloud2"
     images = {t for t, cls in shown.items() if cls == "rviz_default_plugins/Image"}
     assert images == {topics.ALBEDO, topics.ROUGHNESS, topics.METALLIC, topics.NORMAL_VISUAL, topics.SHADING_VISUAL}
-    defaults = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())["/**"]["ros__parameters"]
-    assert manager["Global Options"]["Fixed Frame"] == defaults["tf"]["fixed_frame"]
+    assert manager["Global Options"]["Fixed Frame"] == load_params().tf.fixed_frame
 
 
-def test_launch_description_builds_when_launch_is_installed():
-    pytest.importorskip("launch")
-    pytest.importorskip("launch_ros")
-    spec = importlib.util.spec_from_file_location("perception_launch", LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    names = {arg.name for arg in description.get_launch_arguments()}
-    assert names == EXPECTED_ARGUMENTS
+def test_launch_description_declares_the_arguments(launch_file):
+    # The repository's launch/ folder is itself importable as a namespace package named `launch`:
+    # ask for a submodule only the real package has.
+    actions = pytest.importorskip("launch.actions")
+    pytest.importorskip("launch_ros.actions")
+    from launch import LaunchContext
+    from launch.utilities import perform_substitutions
+
+    description = launch_file.generate_launch_description()
+    declared = [a for a in description.entities if isinstance(a, actions.DeclareLaunchArgument)]
+    assert [a.name for a in declared] == list(launch_file.ARGUMENTS)
+    context = LaunchContext()
+    for argument in declared:
+        default, text = launch_file.ARGUMENTS[argument.name]
+        assert argument.description == text
+        if default is not None:  # params_file's default needs the installed package share
+            assert perform_substitutions(context, argument.default_value) == default
+    assert isinstance(description.entities[-1], actions.OpaqueFunction)

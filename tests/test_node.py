@@ -105,7 +105,7 @@ def test_every_output_topic_from_real_frames(graph):
     assert len(points) > 1000
     xyz = np.stack([points["x"], points["y"], points["z"]], axis=1)
     assert np.isfinite(xyz).all()
-    assert node.counters["no_transform"] == 0
+    assert node.figures.counters["no_transform"] == 0
 
 
 def test_diagnostics_report_rates_latency_and_drops(graph):
@@ -125,14 +125,14 @@ def test_a_flood_of_input_drops_stale_windows_instead_of_falling_behind(graph):
     for index in range(40):
         sent.append(player.play(index))
         time.sleep(0.02)
-        deepest = max(deepest, node.queued_windows)
-    assert wait_until(lambda: node.queued_windows == 0, 120.0)
+        deepest = max(deepest, node.worker.queued)
+    assert wait_until(lambda: node.worker.queued == 0, 120.0)
     time.sleep(0.5)
-    assert wait_until(lambda: not node.busy, 120.0)
+    assert wait_until(lambda: not node.worker.busy, 120.0)
     published = [rclpy.time.Time.from_msg(m.header.stamp).nanoseconds
                  for _, m in listener.received[topics.ALBEDO][before:]]
     assert deepest <= QUEUE_SIZE
-    assert node.dropped_windows > 0
+    assert node.worker.dropped > 0
     assert len(published) < len(sent)
     # the newest window wins: what comes out last is from the end of the flood, not its start
     assert max(published) >= sent[-(QUEUE_SIZE + 2)]
@@ -140,10 +140,10 @@ def test_a_flood_of_input_drops_stale_windows_instead_of_falling_behind(graph):
 
 def test_a_backwards_stamp_forgets_windows_tf_and_map_then_carries_on(graph):
     node, player, listener = graph
-    resets = node.counters["time_resets"]
+    resets = node.figures.counters["time_resets"]
     an_hour_ago = player.get_clock().now().nanoseconds - 3600 * 1_000_000_000
     player.play(0, stamp_ns=an_hour_ago)  # what a looping bag replay looks like to the node
-    assert wait_until(lambda: node.counters["time_resets"] > resets, 30.0)
+    assert wait_until(lambda: node.figures.counters["time_resets"] > resets, 30.0)
     assert node.pipeline.cloud() is None or len(node.pipeline.cloud()) == 0
     before = len(listener.received[topics.CLOUD])
     for index in range(1, 4):
@@ -158,7 +158,8 @@ def test_every_lifecycle_transition_succeeds_and_leaves_no_worker(graph):
         for transition in ("configure", "activate", "deactivate", "activate", "deactivate", "cleanup",
                            "configure", "activate", "shutdown"):
             assert getattr(node, f"trigger_{transition}")() == TransitionCallbackReturn.SUCCESS, transition
-            assert not node.busy and node.queued_windows == 0
+            assert not node.worker.busy and node.worker.queued == 0
+            assert node.worker.running == (transition == "activate"), transition
         assert node.pipeline is None
     finally:
         node.destroy_node()

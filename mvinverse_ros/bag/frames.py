@@ -19,11 +19,16 @@ from mvinverse_ros.bag.sync import ApproximateSynchronizer
 from mvinverse_ros.bag.tf import buffer_from_bag
 from mvinverse_ros.params import PerceptionParams
 from mvinverse_ros.conversions.frames import frame_from_messages
+from mvinverse_ros.geometry.transforms import TransformError
 from mvinverse_ros.types import Frame
 
 LOG = logging.getLogger(__name__)
 
 IMAGE_STREAM, INFO_STREAM, DEPTH_STREAM = "image", "camera_info", "depth"
+WRONG_TYPE = "wrong_type"  # a message whose type is not what its stream carries
+FRAME_ERRORS = "frame_errors"  # a message that failed in a way no skip reason names (the node's counter too)
+STREAM_TYPES = {IMAGE_STREAM: {"raw": topics.IMAGE_TYPE, "compressed": "sensor_msgs/msg/CompressedImage"},
+                INFO_STREAM: "sensor_msgs/msg/CameraInfo", DEPTH_STREAM: topics.IMAGE_TYPE}
 
 
 @dataclass
@@ -35,6 +40,7 @@ class CameraStreams:
     info_topic: str
     depth_topic: str | None
     sync: ApproximateSynchronizer
+    image_type: str
 
     def stream_of(self, topic: str) -> str:
         """Which stream (image, camera_info, depth) `topic` feeds."""
@@ -70,7 +76,8 @@ def camera_streams(params: PerceptionParams, bag_topics: dict[str, str]) -> list
             depth = ""
         names = (IMAGE_STREAM, INFO_STREAM) + ((DEPTH_STREAM,) if depth else ())
         sync = ApproximateSynchronizer(names, inputs.sync_queue_size, round(inputs.sync_slop * 1e9))
-        streams.append(CameraStreams(camera, image, info, depth or None, sync))
+        streams.append(CameraStreams(camera, image, info, depth or None, sync,
+                                     STREAM_TYPES[IMAGE_STREAM][inputs.transport]))
     return streams
 
 
@@ -91,13 +98,21 @@ class BagFrameReader:
     """
 
     def __init__(self, bag: BagReader, params: PerceptionParams) -> None:
+        self.max_pixels = params.inputs.max_pixels
         self.bag = bag
         self.streams = camera_streams(params, bag.topics)
         self._by_topic = {topic: camera for camera in self.streams
                           for topic in (camera.image_topic, camera.info_topic, camera.depth_topic) if topic}
         buffer, rejected = buffer_from_bag(bag)
         fixed = params.tf.fixed_frame
-        self._lookup = lambda frame_id, stamp_ns: buffer.lookup(fixed, frame_id, stamp_ns)
+
+        def lookup(frame_id: str, stamp_ns: int):
+            # tf2's stamp 0 means "latest": right live, but a recorded frame stamped 0 has no known time.
+            if stamp_ns == 0:
+                raise TransformError(f"{frame_id} is stamped 0: no time to look its pose up at")
+            return buffer.lookup(fixed, frame_id, stamp_ns)
+
+        self._lookup = lookup
         self.skips: Counter = Counter(rejected_transform=rejected)
         self.skips.update(bag.skips)
         bag.skips.clear()
@@ -125,12 +140,25 @@ class BagFrameReader:
             stream = camera.stream_of(message.topic)
             if stream == IMAGE_STREAM:
                 self.image_messages += 1
-            matched = camera.sync.add(stream, message.message)
-            if matched is None:
+            expected = camera.image_type if stream == IMAGE_STREAM else STREAM_TYPES[stream]
+            if message.msgtype != expected:
+                self.skips[WRONG_TYPE] += 1
+                LOG.warning("%s: skipped a %s on %s (a %s stream) at %d ns", camera.name, message.msgtype,
+                            message.topic, expected, message.log_time_ns)
                 continue
-            parts = dict(zip(camera.sync.streams, matched))
-            frame, reasons = frame_from_messages(parts[IMAGE_STREAM], parts[INFO_STREAM], parts.get(DEPTH_STREAM),
-                                                 camera.name, self._lookup)
+            try:
+                matched = camera.sync.add(stream, message.message)
+                if matched is None:
+                    continue
+                parts = dict(zip(camera.sync.streams, matched))
+                frame, reasons = frame_from_messages(parts[IMAGE_STREAM], parts[INFO_STREAM],
+                                                     parts.get(DEPTH_STREAM), camera.name, self._lookup,
+                                                     self.max_pixels)
+            except Exception as err:  # as the node: one bad message must not end the run; counted and logged
+                self.skips[FRAME_ERRORS] += 1
+                LOG.warning("%s: dropped a %s at %d ns: %s: %s", camera.name, message.msgtype, message.log_time_ns,
+                            type(err).__name__, err)
+                continue
             self.skips.update(reasons)
             if frame is not None:
                 yield frame

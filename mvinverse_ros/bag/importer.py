@@ -12,6 +12,7 @@ reproduces the dataset pose exactly (`odom` is the dataset's world frame).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ DEPTH_TOPIC = "/camera/depth/image_raw"
 CAMERA_INFO_TOPIC = "/camera/color/camera_info"
 
 # Columns are the optical axes in camera_link: x_opt = -y_link, y_opt = -z_link, z_opt = x_link.
+LOG = logging.getLogger(__name__)
+
 T_LINK_OPTICAL = np.array([[0.0, 0.0, 1.0, 0.0],
                            [-1.0, 0.0, 0.0, 0.0],
                            [0.0, -1.0, 0.0, 0.0],
@@ -51,6 +54,7 @@ class ImportSummary:
     poses: int
     duration_s: float
     path: Path
+    skipped: int = 0  # frames left out: colour or depth file unreadable
 
 
 def body_pose(T_world_optical: np.ndarray) -> np.ndarray:
@@ -78,10 +82,14 @@ def load_sequence(folder: Path, fmt: str, fps: float, intrinsics) -> tuple[str, 
     raise BagError(f"Could not import {folder}: unknown format {fmt!r} (auto, 7scenes, tum)")
 
 
+class SampleUnreadable(BagError):
+    """One frame's colour or depth file cannot be read (the frame is skipped, the import goes on)."""
+
+
 def _read_image(path: Path, flags: int) -> np.ndarray:
     image = cv2.imread(str(path), flags)
     if image is None:
-        raise BagError(f"Could not read image {path}")
+        raise SampleUnreadable(f"Could not read image {path}")
     return image
 
 
@@ -108,30 +116,50 @@ def import_rgbd(folder: str | Path, out: str | Path, fps: float = 10.0, compress
             transform_stamped_msg(factory, start_ns, BODY_FRAME, OPTICAL_FRAME, T_LINK_OPTICAL)]), latched=True)
         samples = iter(sequence.samples)
         pending = next(samples, None)
+        skipped = 0
         for stamp_ns, T_world_optical in sequence.poses:
             # Interleave in time order: every image is written right after the pose at or before it.
             while pending is not None and pending.stamp_ns < stamp_ns:
-                _write_sample(bag, factory, sequence, pending, compressed)
+                skipped += not _write_sample(bag, factory, sequence, pending, compressed)
                 pending = next(samples, None)
             bag.write(topics.TF, "tf2_msgs/msg/TFMessage", stamp_ns, tf_message(factory, [
                 transform_stamped_msg(factory, stamp_ns, ODOM_FRAME, BODY_FRAME, body_pose(T_world_optical))]))
         while pending is not None:
-            _write_sample(bag, factory, sequence, pending, compressed)
+            skipped += not _write_sample(bag, factory, sequence, pending, compressed)
             pending = next(samples, None)
     duration = (sequence.samples[-1].stamp_ns - start_ns) / 1e9
-    return ImportSummary(fmt, len(sequence.samples), len(sequence.poses), duration, out)
+    return ImportSummary(fmt, len(sequence.samples) - skipped, len(sequence.poses), duration, out, skipped)
 
 
 def _write_sample(bag: BagWriter, factory, sequence: datasets.RgbdSequence, sample: datasets.RgbdSample,
-                  compressed: bool) -> None:
+                  compressed: bool) -> bool:
+    """Write one frame's messages; False (a warning, nothing written) when its colour or depth file is unreadable."""
+    try:
+        _write_sample_messages(bag, factory, sequence, sample, compressed)
+    except SampleUnreadable as err:
+        LOG.warning("skipped frame at %d ns: %s", sample.stamp_ns, err)
+        return False
+    return True
+
+
+def _write_sample_messages(bag: BagWriter, factory, sequence: datasets.RgbdSequence, sample: datasets.RgbdSample,
+                           compressed: bool) -> None:
+    # Everything is read before anything is written, so an unreadable file leaves no half frame.
     header = header_msg(factory, sample.stamp_ns, OPTICAL_FRAME)
+    depth_m = None
+    if sample.depth_path is not None:
+        raw = _read_image(sample.depth_path, cv2.IMREAD_UNCHANGED)
+        if raw.dtype != np.uint16 or raw.ndim != 2:
+            raise SampleUnreadable(f"Could not read depth {sample.depth_path}: expected a 16-bit single-channel PNG")
+        depth_m = raw.astype(np.float32) / np.float32(sample.depth_per_metre)
+        depth_m[raw == 0] = np.nan
     if compressed:
         suffix = sample.color_path.suffix.lower().lstrip(".")
         image_format = "jpeg" if suffix in ("jpg", "jpeg") else suffix
         try:
             encoded = sample.color_path.read_bytes()
         except OSError as err:
-            raise BagError(f"Could not read image {sample.color_path}: {err}") from err
+            raise SampleUnreadable(f"Could not read image {sample.color_path}: {err}") from err
         bag.write(topics.compressed(COLOR_TOPIC), "sensor_msgs/msg/CompressedImage", sample.stamp_ns,
                   compressed_image_msg(factory, encoded, image_format, header))
     else:
@@ -139,10 +167,5 @@ def _write_sample(bag: BagWriter, factory, sequence: datasets.RgbdSequence, samp
         bag.write(COLOR_TOPIC, "sensor_msgs/msg/Image", sample.stamp_ns, rgb_image_msg(factory, rgb, header))
     bag.write(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", sample.stamp_ns,
               camera_info_msg(factory, sequence.camera, header))
-    if sample.depth_path is not None:
-        raw = _read_image(sample.depth_path, cv2.IMREAD_UNCHANGED)
-        if raw.dtype != np.uint16 or raw.ndim != 2:
-            raise BagError(f"Could not read depth {sample.depth_path}: expected a 16-bit single-channel PNG")
-        depth_m = raw.astype(np.float32) / np.float32(sample.depth_per_metre)
-        depth_m[raw == 0] = np.nan
+    if depth_m is not None:
         bag.write(DEPTH_TOPIC, "sensor_msgs/msg/Image", sample.stamp_ns, depth_image_msg(factory, depth_m, header))

@@ -8,14 +8,28 @@ maps to a contact-sheet PNG.
 
 The output is deterministic: every message's log time is its header stamp and the one
 wall-clock field, MaterialMaps.inference_time, is written as 0 (timings are in the summary), so
-the same input and parameters give byte-identical messages.
+the same input and parameters give byte-identical messages on the same machine with the same
+torch thread count (float reductions split across threads round differently: pin
+OMP_NUM_THREADS when comparing bytes across machines).
+
+Stopping: SIGINT and SIGTERM stop reading at once, except while a window's messages are being
+written: those finish first (a second signal stops at once), so a window is in the bag on every
+topic or on none and the summary counts what the bag holds. The bag is flushed after every
+window, so a SIGKILL loses at most the window being written; `mvinverse-ros bag recover` turns
+what is left into a complete bag. Damaged input storage ends the run like a signal, with what
+was written kept, and is reported as `error`.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
+import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +40,17 @@ from tqdm import tqdm
 from mvinverse_ros import topics
 from mvinverse_ros.bag.errors import BagError
 from mvinverse_ros.bag.frames import BagFrameReader
-from mvinverse_ros.conversions.ply import write_ply
+from mvinverse_ros.conversions.errors import ConversionError
 from mvinverse_ros.bag.reader import BagMessage, BagReader
 from mvinverse_ros.bag.writer import BagWriter
-from mvinverse_ros.conversions.factory import header_msg
+from mvinverse_ros.conversions.factory import stamp_to_ns
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
-from mvinverse_ros.conversions.materials import image_topic_msgs, material_maps_msg
-from mvinverse_ros.conversions.pointcloud import cloud_msg
+from mvinverse_ros.conversions.outputs import cloud_output_msg, window_output_msgs
 from mvinverse_ros.params import PerceptionParams
 from mvinverse_ros.pipeline import PerceptionPipeline
-from mvinverse_ros.types import Frame, MaterialMaps, WindowResult
-from mvinverse_ros.visualize import contact_sheet
+from mvinverse_ros.runtime.time_jumps import BackwardsStamps
+from mvinverse_ros.types import Frame, MaterialCloud, MaterialMaps, WindowResult
+from mvinverse_ros.visualize import contact_sheet, tile_height
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +68,7 @@ class SheetSampler:
         self._kept: list[tuple[str, np.ndarray, MaterialMaps]] = []
 
     def _thumb(self, image: np.ndarray) -> np.ndarray:
-        height = max(1, round(image.shape[0] * self.tile_width / image.shape[1]))
+        height = tile_height(image.shape, self.tile_width)
         return cv2.resize(image, (self.tile_width, height), interpolation=cv2.INTER_AREA)
 
     def offer(self, frame: Frame, maps: MaterialMaps) -> None:
@@ -94,6 +108,7 @@ class ProcessSummary:
     wall_seconds: float = 0.0
     network_seconds: float = 0.0
     interrupted: bool = False
+    error: str | None = None
     ply_path: Path | None = None
     sheet_path: Path | None = None
 
@@ -126,6 +141,52 @@ class ProcessSummary:
         return lines
 
 
+class StopSignals:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, except inside `held()`, which defers the first one to its end.
+
+    Installed only from the main thread (signal handlers can be set nowhere else); the previous
+    handlers come back on exit.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._holding = False
+        self.pending: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, _frame) -> None:
+        if self._holding and self.pending is None:
+            self.pending = signum
+            return
+        raise KeyboardInterrupt
+
+    def ignore(self) -> None:
+        """From now on stop signals are ignored (until exit): what remains is finishing the outputs."""
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_IGN)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Defer a stop signal until the block ends, then raise KeyboardInterrupt."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self.pending is not None:
+            raise KeyboardInterrupt
+
+
 class BagProcessor:
     """Drives one PerceptionPipeline over one bag and writes what the node would publish.
 
@@ -142,50 +203,67 @@ class BagProcessor:
         self.factory = RosbagsMessageFactory(self.typestore)
         self._cloud_stale = False
         self._last_stamp_ns = 0
+        self._written = False
 
-    def _write_result(self, out: BagWriter, result: WindowResult, sampler: SheetSampler) -> None:
-        stamps = [f.stamp_ns for f in result.window.frames]
-        for index, maps in zip(result.window.publish, result.maps):
-            frame = result.window.frames[index]
-            stamp = frame.stamp_ns
-            materials = material_maps_msg(self.factory, frame, maps, stamps, index, inference_seconds=0.0)
-            for topic, message in image_topic_msgs(self.factory, materials, maps).items():
-                out.write(topic, topics.IMAGE_TYPE, stamp, message)
-            out.write(topics.MATERIALS, topics.MATERIALS_TYPE, stamp, materials)
+    def _write_result(self, out: BagWriter, result: WindowResult, sampler: SheetSampler,
+                      cloud: MaterialCloud | None = None) -> None:
+        """The window's messages as the node publishes them (the same builder), logged at their stamps."""
+        bag = self.params.bag
+        for topic, message in window_output_msgs(self.factory, result, cloud, self.params.tf.fixed_frame,
+                                                 with_inference_time=False, map_encoding=bag.map_encoding,
+                                                 with_materials=bag.write_materials):
+            out.write(topic, topics.output_type(topic), stamp_to_ns(message.header.stamp), message)
+            self._cloud_stale = self._cloud_stale and topic != topics.CLOUD
+        for frame, maps in result.published():
             sampler.offer(frame, maps)
-            self._last_stamp_ns = max(self._last_stamp_ns, stamp)
+            self._last_stamp_ns = max(self._last_stamp_ns, frame.stamp_ns)
 
-    def _write_cloud(self, out: BagWriter, stamp_ns: int) -> int:
-        cloud = self.pipeline.cloud()
-        if cloud is None:
-            return 0
-        header = header_msg(self.factory, stamp_ns, self.params.tf.fixed_frame)
-        out.write(topics.CLOUD, topics.CLOUD_TYPE, stamp_ns, cloud_msg(self.factory, cloud, header))
+    def _write_cloud(self, out: BagWriter, cloud: MaterialCloud, stamp_ns: int) -> None:
+        topic, message = cloud_output_msg(self.factory, cloud, self.params.tf.fixed_frame, stamp_ns)
+        out.write(topic, topics.output_type(topic), stamp_ns, message)
         self._cloud_stale = False
-        return len(cloud)
 
     def run(self, input_path: str | Path, output_path: str | Path, ply_path: str | Path | None = None,
             sheet_path: str | Path | None = None, progress: bool = True) -> ProcessSummary:
         """Process `input_path` into a new bag at `output_path` (plus PLY and contact sheet if paths are given).
 
-        Ctrl-C stops reading, then the cloud so far, the PLY and the sheet are still written and the
-        bag is closed properly; the summary says `interrupted`.
+        Ctrl-C or SIGTERM stops reading (see the module docstring), then the cloud so far, the PLY
+        and the sheet are still written and the bag is closed properly; the summary says
+        `interrupted`. Input storage damaged mid-file ends the run the same way, with the cause in
+        `summary.error`.
 
         Raises:
-            BagError: the input cannot be opened or lacks the configured topics; the output exists.
+            BagError: the input cannot be opened or lacks the configured topics; an output exists.
+                An output bag an error leaves empty is removed, so it does not block a rerun.
         """
+        for path in (output_path, ply_path, sheet_path):
+            if path is not None and Path(path).exists():
+                raise BagError(f"Could not write {path}: it exists (remove it or choose another output)")
+        try:
+            with StopSignals() as stops:
+                return self._run(input_path, output_path, ply_path, sheet_path, progress, stops)
+        except Exception:
+            if Path(output_path).exists() and not self._written:
+                shutil.rmtree(output_path, ignore_errors=True)
+            raise
+
+    def _run(self, input_path, output_path, ply_path, sheet_path, progress: bool,
+             stops: StopSignals) -> ProcessSummary:
         summary = ProcessSummary(Path(input_path), Path(output_path))
         started = time.perf_counter()
         self.engine.reset()
         self.pipeline = PerceptionPipeline(self.params, self.engine)
         self._cloud_stale, self._last_stamp_ns = False, 0
+        self._written = False
+        time_jumps = BackwardsStamps()
         with BagReader(input_path) as bag:
             reader = BagFrameReader(bag, self.params)
             image_topics = {camera.image_topic for camera in reader.streams}
             copy = self.params.bag.copy_inputs
             tf_topics = [t for t in (topics.TF, topics.TF_STATIC) if t in bag.topics] if copy else []
             first_stamp = last_stamp = None
-            with BagWriter(output_path, self.typestore, self.params.bag.storage) as out, \
+            with BagWriter(output_path, self.typestore, self.params.bag.storage,
+                           compress=self.params.bag.compression == "zstd") as out, \
                     tqdm(total=reader.total_images, unit="img", desc="bag process", disable=not progress) as bar:
                 sampler = SheetSampler()
 
@@ -199,39 +277,56 @@ class BagProcessor:
                 try:
                     for frame in reader.frames(passthrough=tf_topics, on_message=on_message):
                         summary.frames += 1
+                        if time_jumps.observe(frame.source, frame.stamp_ns):
+                            LOG.warning("%s: stamp went back in time: windows and fused map start afresh",
+                                        frame.source)
+                            summary.skips["time_resets"] += 1
+                            self.pipeline.reset()
                         first_stamp = frame.stamp_ns if first_stamp is None else min(first_stamp, frame.stamp_ns)
                         last_stamp = frame.stamp_ns if last_stamp is None else max(last_stamp, frame.stamp_ns)
                         window = self.pipeline.submit(frame)
                         if window is None:
                             continue
                         output = self.pipeline.process(window)
-                        summary.network_seconds += output.result.inference_seconds
-                        self._write_result(out, output.result, sampler)
-                        self._cloud_stale = self._cloud_stale or output.fused > 0
-                        if self.params.bag.cloud_per_window and output.cloud_due:
-                            self._write_cloud(out, max(f.stamp_ns for f in window.frames))
+                        result = output.result
+                        due = self.params.bag.cloud_per_window and output.cloud_due
+                        with stops.held():  # all of a window's messages, or none
+                            summary.network_seconds += output.result.inference_seconds
+                            self._cloud_stale = self._cloud_stale or output.fused > 0
+                            self._write_result(out, result, sampler, self.pipeline.cloud() if due else None)
+                            out.flush()
+                            summary.windows += 1
+                            summary.published += len(result.maps)
+                            summary.fused += output.fused
+                            self._written = True
                 except KeyboardInterrupt:
                     summary.interrupted = True
                     LOG.warning("interrupted: closing %s with everything processed so far", output_path)
+                except BagError as err:  # damaged input storage (or a failing write): keep what was written
+                    summary.error = str(err)
+                    LOG.warning("stopped early: closing %s with everything processed so far", output_path)
+                stops.ignore()  # the outputs so far are finished whatever arrives now
                 reader.finish()
                 summary.image_messages = reader.image_messages
                 summary.skips.update(reader.skips)
                 cloud = self.pipeline.cloud()
                 published_any = self._last_stamp_ns > 0
                 if cloud is not None and published_any and (self._cloud_stale or not self.params.bag.cloud_per_window):
-                    self._write_cloud(out, self._last_stamp_ns)
+                    self._write_cloud(out, cloud, self._last_stamp_ns)
                 summary.cloud_points = len(cloud) if cloud is not None else 0
                 summary.written = dict(out.counts)
         counters = self.pipeline.counters
-        summary.windows, summary.published = counters["windows"], counters["published"]
-        summary.fused = counters["fused"]
         for reason in ("no_depth", "no_camera_info", "no_pose"):
             if counters[reason]:
                 summary.skips[f"unfused_{reason}"] = counters[reason]
+        summary.skips["nonfinite_maps"] = counters["nonfinite_maps"]
         summary.skips = +summary.skips  # drop reasons that never happened
         summary.window_counters = self.pipeline.window_counters()
         if ply_path is not None and cloud is not None:
-            write_ply(ply_path, cloud)
+            try:
+                self.pipeline.save_map(ply_path)
+            except ConversionError as err:
+                raise BagError(str(err)) from err
             summary.ply_path = Path(ply_path)
         sheet = sampler.sheet()
         if sheet_path is not None and sheet is not None:

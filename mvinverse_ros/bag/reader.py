@@ -7,6 +7,8 @@ messages. A message whose bytes do not decode is a counted skip, never the end o
 from __future__ import annotations
 
 import logging
+import sqlite3
+import struct
 from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import apsw
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 
@@ -23,6 +26,9 @@ from mvinverse_ros.bag.typestore import typestore_with_project_types
 LOG = logging.getLogger(__name__)
 
 UNDECODABLE = "undecodable message"
+# What damaged storage raises through rosbags: its own errors, SQLite's (apsw for reading, sqlite3
+# for writing), short reads and bad record framing in MCAP.
+STORAGE_ERRORS = (AnyReaderError, ReaderError, apsw.Error, sqlite3.DatabaseError, OSError, struct.error, EOFError)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class BagReader:
         try:
             reader = AnyReader([self.path], default_typestore=typestore_with_project_types())
             reader.open()
-        except (AnyReaderError, OSError, ValueError, KeyError) as err:
+        except (*STORAGE_ERRORS, ValueError, KeyError) as err:
             raise BagError(f"Could not open bag {self.path}: {err}") from err
         self._reader = reader
         return self
@@ -113,7 +119,8 @@ class BagReader:
         bytes only (`message` None), e.g. to copy them without paying for (or counting) decoding twice.
 
         Raises:
-            BagError: the storage itself cannot be read.
+            BagError: the storage itself cannot be read (damaged pages or records); the messages
+                before the damage have been yielded.
         """
         reader = self._open_reader
         connections = [c for c in reader.connections if not topics or c.topic in topics]
@@ -132,5 +139,5 @@ class BagReader:
                                 connection.topic, log_time_ns, err)
                     continue
                 yield BagMessage(connection.topic, connection.msgtype, log_time_ns, message, bytes(raw))
-        except (AnyReaderError, ReaderError) as err:
-            raise BagError(f"Could not read messages from bag {self.path}: {err}") from err
+        except STORAGE_ERRORS as err:
+            raise BagError(f"Could not read messages from bag {self.path}: {type(err).__name__}: {err}") from err

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mvinverse_ros.bag.errors import BagError
 from mvinverse_ros.bag.reader import BagReader
 from mvinverse_ros.conversions.factory import MessageFactory, header_msg, stamp_to_ns
 from mvinverse_ros.geometry.transforms import TransformBuffer, translation_quaternion_from_matrix
@@ -54,10 +55,17 @@ def add_tf_message(buffer: TransformBuffer, message: Any, static: bool) -> int:
 
 
 def buffer_from_bag(bag: BagReader) -> tuple[TransformBuffer, int]:
-    """(TransformBuffer holding every /tf and /tf_static transform of the bag, number rejected)."""
+    """(TransformBuffer holding every /tf and /tf_static transform of the bag, number rejected).
+
+    Damaged storage ends the tf read with what came before it (a warning); the frame pass that
+    follows meets the same damage and reports it.
+    """
     span_s = bag.duration_ns / 1e9
     buffer = TransformBuffer(cache_seconds=span_s + 1.0)
     rejected = 0
-    for message in bag.messages((topics.TF, topics.TF_STATIC)):
-        rejected += add_tf_message(buffer, message.message, static=message.topic == topics.TF_STATIC)
+    try:
+        for message in bag.messages((topics.TF, topics.TF_STATIC)):
+            rejected += add_tf_message(buffer, message.message, static=message.topic == topics.TF_STATIC)
+    except BagError as err:
+        LOG.warning("tf read up to the damage only: %s", err)
     return buffer, rejected

@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+
+from mvinverse_ros.cli.common import EXIT_CODES, add_params_arguments, params_from_args, report_error
 
 DEFAULT_HELDOUT_SEED = 1000
 DEFAULT_HELDOUT_SCENES = 12
@@ -19,6 +22,11 @@ def _default_sevenscenes() -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    synthetic, sevenscenes = args.synthetic, args.sevenscenes
+    if not (args.suite or synthetic or sevenscenes):
+        report_error("nothing to evaluate: give --suite default, --synthetic DIR and/or --sevenscenes DIR")
+        return 2
     from mvinverse_ros.eval.suite import METHODS, evaluate_sequence, evaluate_synthetic, format_table
     from mvinverse_ros.model import load_model
 
@@ -26,11 +34,12 @@ def _eval(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    loaded = load_model(args.checkpoint, preset=args.preset)
-    if not loaded.trained:
-        print(f"warning: evaluating an UNTRAINED {loaded.preset} model (no checkpoint given, no bundled weights)")
+    model, window = params.model, params.window.size
+    loaded = load_model(model.checkpoint, preset=model.preset)
+    warning = loaded.untrained_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     methods = tuple(args.methods.split(",")) if args.methods else METHODS
-    synthetic, sevenscenes = args.synthetic, args.sevenscenes
     if args.suite == "default":
         if synthetic is None:
             from mvinverse_ros.datasets.synthetic import RenderSettings, generate
@@ -45,21 +54,18 @@ def _eval(args: argparse.Namespace) -> int:
               "albedo_alignment": "per-channel least-squares scale over valid pixels before PSNR/SSIM",
               "results": {}}
     tables = []
-    long_side = args.long_side or loaded.native_long_side
+    long_side = model.long_side or loaded.native_long_side
     if synthetic:
         results = evaluate_synthetic(synthetic, loaded.model, long_side, methods)
         report["results"]["synthetic"] = {"folder": str(synthetic), **results}
         tables.append(format_table(results, f"Held-out synthetic scenes ({synthetic})"))
     if sevenscenes:
-        results = evaluate_sequence(sevenscenes, loaded.model, long_side, window=args.window, limit=args.limit,
+        results = evaluate_sequence(sevenscenes, loaded.model, long_side, window=window, limit=args.limit,
                                     first=first, methods=methods)
-        report["results"]["sevenscenes"] = {"folder": str(sevenscenes), "window": args.window, "first": first,
+        report["results"]["sevenscenes"] = {"folder": str(sevenscenes), "window": window, "first": first,
                                             **results}
-        title = f"Real RGB-D sequence from frame {first}, windows of {args.window} ({sevenscenes})"
+        title = f"Real RGB-D sequence from frame {first}, windows of {window} ({sevenscenes})"
         tables.append(format_table(results, title))
-    if not tables:
-        print("nothing to evaluate: give --suite default, --synthetic DIR and/or --sevenscenes DIR")
-        return 2
     print("\n\n".join(tables))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
@@ -69,19 +75,20 @@ def _eval(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `eval`."""
-    ev = subparsers.add_parser("eval", help="material metrics and multi-view / temporal consistency vs baselines")
+    ev = subparsers.add_parser(
+        "eval", help="material metrics and multi-view / temporal consistency vs baselines",
+        description="Reads model.checkpoint, model.preset, model.long_side (0 = the size the weights were trained "
+                    "at) and window.size (frames per window on sequences); runs on the CPU.",
+        epilog=EXIT_CODES,
+    )
     ev.add_argument("--suite", choices=["default"],
                     help="held-out generated scenes (rendered once into --cache) + shared 7-Scenes frames")
-    ev.add_argument("--checkpoint", default="", help='model weights ("" = bundled default)')
-    ev.add_argument("--preset", default="small", help="architecture when the checkpoint names none")
+    add_params_arguments(ev, ("--checkpoint", "--preset", "--long-side", "--window"))
     ev.add_argument("--synthetic", type=Path, help="folder of generated scene_XXXXX.npz with ground truth")
     ev.add_argument("--sevenscenes", type=Path, help="7-Scenes folder (frame-*.color.jpg/depth.png/pose.txt)")
-    ev.add_argument("--window", type=int, default=4, help="frames per window on sequences")
     ev.add_argument("--first", type=int,
                     help=f"first frame of the sequence to use (suite default: {DEFAULT_SEVENSCENES_FIRST})")
     ev.add_argument("--limit", type=int, help="use at most N frames of the sequence")
-    ev.add_argument("--long-side", type=int, default=0,
-                    help="network input long side; 0 = the size the weights were trained at (default)")
     ev.add_argument("--methods", help="comma-separated subset of the methods (default all)")
     ev.add_argument("--cache", default=str(Path.home() / ".cache" / "mvinverse_ros"),
                     help="where --suite default renders its held-out scenes")

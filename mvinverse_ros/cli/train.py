@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+
+from mvinverse_ros.cli.common import EXIT_CODES, add_params_arguments, params_from_args, report_error
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -44,30 +44,25 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from mvinverse_ros.bag import BagError
-    from mvinverse_ros.params import ParameterError, load_params, parse_overrides
-
+    params = params_from_args(args)
     from mvinverse_ros.train.consistency import FinetuneConfig, finetune
 
     config = FinetuneConfig(steps=args.steps, window=args.window, lr=args.lr, anchor_weight=args.anchor_weight,
                             correspondence=args.correspondence, checkpoint_every=args.checkpoint_every,
                             threads=args.threads, seed=args.seed)
     try:
-        params = load_params(args.params_file, parse_overrides(args.set))
-    except ParameterError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        finetune(args.source, args.checkpoint, args.out, config, size=args.size, limit=args.limit, params=params)
-    except (BagError, FileNotFoundError, ValueError) as err:  # unreadable or unsuitable source: say why, no trace
-        print(f"error: {err}", file=sys.stderr)
+        finetune(args.source, params.model.checkpoint, args.out, config, size=args.size, limit=args.limit,
+                 params=params)
+    except ValueError as err:  # a sequence too short for a window, or depth asked of one without: unusable input
+        report_error(err)
         return 1
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `generate`, `train` and `finetune`."""
-    gen = subparsers.add_parser("generate", help="render synthetic multi-view scenes with exact material ground truth")
+    gen = subparsers.add_parser("generate", help="render synthetic multi-view scenes with exact material ground truth",
+                                epilog=EXIT_CODES)
     gen.add_argument("out", help="output folder (one scene_XXXXX.npz per scene; existing scenes are kept)")
     gen.add_argument("--scenes", type=int, default=100)
     gen.add_argument("--views", type=_views, default=(2, 8), help="views per scene, MIN..MAX (default 2..8)")
@@ -77,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--spp", type=int, default=32, help="samples per pixel (default 32)")
     gen.set_defaults(func=_generate)
 
-    tr = subparsers.add_parser("train", help="supervised training on generated scenes (resumable)")
+    tr = subparsers.add_parser("train", help="supervised training on generated scenes (resumable)", epilog=EXIT_CODES)
     tr.add_argument("data", help="folder of scene_XXXXX.npz from `generate`")
     tr.add_argument("--out", required=True,
                     help="checkpoint folder (last.safetensors, last.optim.safetensors, log.jsonl)")
@@ -97,19 +92,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.set_defaults(func=_train)
 
     ft = subparsers.add_parser(
-        "finetune", help="self-supervised multi-view consistency fine-tuning on an unlabeled sequence")
+        "finetune", help="self-supervised multi-view consistency fine-tuning on an unlabeled sequence",
+        description="Starts from model.checkpoint. For a bag, its topics (inputs.*) and tf.fixed_frame come "
+                    "from the parameters too.",
+        epilog=EXIT_CODES)
     ft.add_argument("source", help="image folder (flow correspondences), 7-Scenes folder (depth + poses) or "
                     "rosbag directory / .mcap (depth + poses from its tf when it has them, else flow)")
-    ft.add_argument("--params-file", type=Path,
-                    help="for a bag: node params file (YAML) naming its topics (inputs.*) and tf.fixed_frame")
-    ft.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="for a bag: override one parameter, e.g. --set inputs.sync_slop=0.1 (repeatable)")
     ft.add_argument("--out", required=True, help="output folder (last.safetensors, log.jsonl)")
-    ft.add_argument("--checkpoint", default="", help='starting weights ("" = bundled default)')
+    add_params_arguments(ft, ("--checkpoint",))
     ft.add_argument("--correspondence", choices=["auto", "depth", "flow"], default="auto",
                     help="auto = depth + poses when the source has them, else DIS optical flow")
     ft.add_argument("--steps", type=int, default=200)
-    ft.add_argument("--window", type=int, default=3, help="consecutive frames per step")
+    ft.add_argument("--window", type=int, default=3,
+                    help="consecutive frames per training step (a training knob, not window.size)")
     ft.add_argument("--lr", type=float, default=2e-5)
     ft.add_argument("--anchor-weight", type=float, default=1.0,
                     help="weight of the frame-0 anchor to the frozen start model")

@@ -18,10 +18,15 @@ def camera_model_from_msg(msg: Any) -> CameraModel:
     """CameraModel (width, height, K, distortion model, D) of the image a CameraInfo describes.
 
     Raises:
-        ConversionError: zero size, or a K without positive focal lengths (an uncalibrated camera).
+        ConversionError: zero size, a K without positive focal lengths (an uncalibrated camera), or
+            a K or D with NaN or infinite entries.
     """
     K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3).copy()
+    D = np.asarray(msg.d, dtype=np.float64).copy()
     width, height = int(msg.width), int(msg.height)
+    if not (np.isfinite(K).all() and np.isfinite(D).all()):
+        raise ConversionError(f"CameraInfo {msg.header.frame_id!r} has non-finite calibration: K={K.reshape(-1)}, "
+                              f"D={D}")
     if width <= 0 or height <= 0 or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise ConversionError(f"CameraInfo {msg.header.frame_id!r} is uncalibrated: {width}x{height}, "
                               f"fx={K[0, 0]}, fy={K[1, 1]}")
@@ -30,7 +35,7 @@ def camera_model_from_msg(msg: Any) -> CameraModel:
         K[0, 2] -= int(roi.x_offset)
         K[1, 2] -= int(roi.y_offset)
         width, height = int(roi.width), int(roi.height)
-    model = CameraModel(width, height, K, str(msg.distortion_model), np.asarray(msg.d, dtype=np.float64).copy())
+    model = CameraModel(width, height, K, str(msg.distortion_model), D)
     binning_x, binning_y = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
     if binning_x > 1 or binning_y > 1:
         model = model.resized(width // binning_x, height // binning_y)

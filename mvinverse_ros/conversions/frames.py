@@ -34,12 +34,15 @@ def _same_aspect(a_hw: tuple[int, int], b_hw: tuple[int, int], tolerance: float 
 
 
 def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, source: str,
-                        lookup_pose: PoseLookup | None) -> tuple[Frame | None, list[str]]:
+                        lookup_pose: PoseLookup | None,
+                        max_pixels: int | None = None) -> tuple[Frame | None, list[str]]:
     """Decode one synchronized set of messages (rosbags or rclpy, duck-typed) into a Frame.
 
-    Whatever is broken is dropped alone and named: a bad colour image gives no frame; a bad
-    camera_info or depth (undecodable, or not the colour image's aspect ratio, i.e. not
-    registered to it) or a missing transform gives a frame without it, so it still gets maps.
+    Whatever is broken is dropped alone and named: a bad colour image (undecodable, empty, or
+    over `max_pixels`, checked before decoding) gives no frame; a bad camera_info (uncalibrated
+    or non-finite) or depth (undecodable, over `max_pixels`, or not the colour image's aspect
+    ratio, i.e. not registered to it) or a missing transform gives a frame without it, so it
+    still gets maps.
 
     Returns:
         (frame or None, reasons) with reasons from BAD_IMAGE, BAD_CAMERA_INFO, BAD_DEPTH, NO_TRANSFORM.
@@ -48,7 +51,7 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
     frame_id = image.header.frame_id
     stamp_ns = stamp_to_ns(image.header.stamp)
     try:
-        rgb = rgb_from_msg(image)
+        rgb = rgb_from_msg(image, max_pixels)
     except ConversionError as err:
         LOG.warning("%s: dropped image at %d ns: %s", source, stamp_ns, err)
         return None, [BAD_IMAGE]
@@ -66,7 +69,7 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
     depth_m = None
     if depth is not None:
         try:
-            depth_m = depth_to_metres(depth)
+            depth_m = depth_to_metres(depth, max_pixels)
             if not _same_aspect(depth_m.shape[:2], hw):
                 raise ConversionError(f"depth is {depth_m.shape[1]}x{depth_m.shape[0]}, image {hw[1]}x{hw[0]}: "
                                       "not registered to the colour image")

@@ -3,13 +3,21 @@
 Reading honours `step` (row padding) and `is_bigendian`; depth always comes out as float32
 metres with NaN where invalid: 16UC1 is millimetres with 0 = invalid, 32FC1 is metres with
 NaN/Inf (and non-positive values) invalid.
+
+Every reader takes `max_pixels` and refuses a larger (or empty) image before allocating it: a
+raw Image by its declared width and height, a CompressedImage by the size in its header, read by
+Pillow's lazy open (OpenCV has no header-only read).
 """
 from __future__ import annotations
 
+import io
+import warnings
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from mvinverse_ros.conversions.errors import ConversionError
 from mvinverse_ros.conversions.factory import MessageFactory
@@ -35,10 +43,46 @@ def payload(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
-def _pixels(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
+def check_size(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    """Refuse an empty image, or one of more than `max_pixels` pixels (None: no limit).
+
+    Raises:
+        ConversionError: naming `what`, the size and the limit.
+    """
+    if width <= 0 or height <= 0:
+        raise ConversionError(f"{what} is empty: {width}x{height}")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ConversionError(f"{what} is {width}x{height} = {width * height} pixels, more than "
+                              f"inputs.max_pixels {max_pixels}")
+
+
+def encoded_size(data: bytes | str | Path) -> tuple[int, int]:
+    """(width, height) of an encoded image (bytes, or a file) read from its header alone.
+
+    Pillow's lazy open parses only the header, so a small file that would decode to gigabytes is
+    measured without being decoded.
+
+    Raises:
+        ConversionError: not an image format Pillow knows, or a header without a size.
+    """
+    try:
+        source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        with warnings.catch_warnings():  # the size is checked against inputs.max_pixels by the caller
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(source) as image:
+                return image.size
+    except PIL.Image.DecompressionBombError as err:  # over twice Pillow's own limit: far past any camera
+        raise ConversionError(str(err)) from None
+    except (OSError, ValueError) as err:
+        head = bytes(data[:8]).hex() if isinstance(data, (bytes, bytearray, memoryview)) else str(data)
+        raise ConversionError(f"not a readable image header ({head or 'empty'}): {err}") from None
+
+
+def _pixels(msg: Any, scalar: type[np.generic], channels: int, max_pixels: int | None) -> np.ndarray:
     """HxWxC view of an Image's data, dropping row padding, in native byte order."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    check_size(width, height, max_pixels, f"{msg.encoding} image")
+    dtype = np.dtype(scalar).newbyteorder(">" if msg.is_bigendian else "<")
     row_bytes = width * channels * dtype.itemsize
     data = payload(msg.data)
     if step < row_bytes:
@@ -51,54 +95,65 @@ def _pixels(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
     return pixels.astype(dtype.newbyteorder("="), copy=False)
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
+def image_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """HxWx3 uint8 RGB from a raw colour Image (rgb8, bgr8, rgba8, bgra8, mono8).
 
     Raises:
-        ConversionError: another encoding, or data that does not match width, height and step.
+        ConversionError: another encoding, data that does not match width, height and step, or
+            an empty image or one of more than `max_pixels` pixels.
     """
     try:
         channels, order = COLOUR_ENCODINGS[msg.encoding]
     except KeyError:
         raise ConversionError(f"unsupported colour encoding {msg.encoding!r}; expected one of "
                               f"{', '.join(COLOUR_ENCODINGS)}") from None
-    pixels = _pixels(msg, np.uint8, channels)
+    pixels = _pixels(msg, np.uint8, channels, max_pixels)
     if order is None:
         return np.repeat(pixels, 3, axis=2)
     return np.ascontiguousarray(pixels[:, :, list(order)])
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
+def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """HxWx3 uint8 RGB from a CompressedImage (jpeg or png, any format string image_transport writes).
 
+    The header's size is checked against `max_pixels` before anything is decoded.
+
     Raises:
-        ConversionError: data OpenCV cannot decode (the format string and byte count are named).
+        ConversionError: neither PNG nor JPEG, a header size that is empty or over `max_pixels`,
+            or data OpenCV cannot decode (the format string and byte count are named).
     """
     data = payload(msg.data)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        width, height = encoded_size(data.tobytes())
+        check_size(width, height, max_pixels, "CompressedImage")
+    except ConversionError as err:
+        raise ConversionError(f"could not decode CompressedImage (format {msg.format!r}, {data.size} bytes): "
+                              f"{err}") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ConversionError(f"could not decode CompressedImage (format {msg.format!r}, {data.size} bytes)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def rgb_from_msg(msg: Any) -> np.ndarray:
+def rgb_from_msg(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """RGB uint8 from either an Image or a CompressedImage (told apart by their fields)."""
-    return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+    return compressed_to_rgb(msg, max_pixels) if hasattr(msg, "format") else image_to_rgb(msg, max_pixels)
 
 
-def depth_to_metres(msg: Any) -> np.ndarray:
+def depth_to_metres(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """HxW float32 depth in metres, NaN where invalid, from a 16UC1 (mm) or 32FC1 (m) Image.
 
     Raises:
-        ConversionError: another encoding, or data that does not match width, height and step.
+        ConversionError: another encoding, data that does not match width, height and step, or
+            an empty image or one of more than `max_pixels` pixels.
     """
     if msg.encoding == "16UC1":
-        millimetres = _pixels(msg, np.uint16, 1)[:, :, 0]
+        millimetres = _pixels(msg, np.uint16, 1, max_pixels)[:, :, 0]
         depth = millimetres.astype(np.float32) * np.float32(0.001)
         depth[millimetres == 0] = np.nan
         return depth
     if msg.encoding == "32FC1":
-        depth = _pixels(msg, np.float32, 1)[:, :, 0].copy()
+        depth = _pixels(msg, np.float32, 1, max_pixels)[:, :, 0].copy()
         with np.errstate(invalid="ignore"):
             depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
         return depth
@@ -116,7 +171,7 @@ def float_image_to_array(msg: Any) -> np.ndarray:
     except KeyError:
         raise ConversionError(f"unsupported float map encoding {msg.encoding!r}; expected one of "
                               f"{', '.join(FLOAT_ENCODINGS)}") from None
-    pixels = _pixels(msg, np.float32, channels)
+    pixels = _pixels(msg, np.float32, channels, None)
     return pixels[:, :, 0] if channels == 1 else pixels
 
 

@@ -5,13 +5,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mvinverse_ros import topics
 from mvinverse_ros.conversions.camera_info import camera_info_msg
 from mvinverse_ros.conversions.factory import MATERIAL_MAPS_TYPE, MessageFactory, header_msg, time_msg
 from mvinverse_ros.conversions.images import float_image_msg, float_image_to_array, image_to_rgb, rgb_image_msg
 from mvinverse_ros.geometry.camera import camera_for_image
-from mvinverse_ros.types import CameraModel, Frame, MaterialMaps, WindowResult
-from mvinverse_ros.visualize import normal_to_rgb8, unit_to_uint8
+from mvinverse_ros.types import CameraModel, Frame, MaterialMaps
 
 
 def _calibration(frame: Frame) -> CameraModel:
@@ -43,30 +41,6 @@ def material_maps_msg(factory: MessageFactory, frame: Frame, maps: MaterialMaps,
         frame_index=int(frame_index),
         inference_time=float(inference_seconds),
     )
-
-
-def window_result_msgs(factory: MessageFactory, result: WindowResult) -> list[Any]:
-    """One MaterialMaps message per published frame of a window, in publish order."""
-    stamps = [f.stamp_ns for f in result.window.frames]
-    return [material_maps_msg(factory, result.window.frames[i], maps, stamps, i, result.inference_seconds)
-            for i, maps in zip(result.window.publish, result.maps)]
-
-
-def image_topic_msgs(factory: MessageFactory, materials: Any, maps: MaterialMaps) -> dict[str, Any]:
-    """topic -> Image for every per-pixel output topic of one frame (the node's and the bag's).
-
-    The float topics carry the MaterialMaps message's own images; the visual topics add rgb8
-    renderings for RViz, which cannot display 32FC3.
-    """
-    return {
-        topics.ALBEDO: materials.albedo,
-        topics.ROUGHNESS: materials.roughness,
-        topics.METALLIC: materials.metallic,
-        topics.NORMAL: materials.normal,
-        topics.NORMAL_VISUAL: rgb_image_msg(factory, normal_to_rgb8(maps.normal), materials.header),
-        topics.SHADING: materials.shading,
-        topics.SHADING_VISUAL: rgb_image_msg(factory, unit_to_uint8(maps.shading), materials.header),
-    }
 
 
 def maps_from_msg(msg: Any) -> MaterialMaps:

@@ -1,19 +1,28 @@
 """sensor_msgs/PointCloud2 layout of the fused material cloud, packing and the generic reader.
 
-Point layout (little-endian, point_step 48, is_dense false, height 1):
+Point layout (little-endian, point_step 64, is_dense false, height 1):
 
-| offset | field      | type    | meaning                                                      |
-|--------|------------|---------|--------------------------------------------------------------|
-| 0      | x, y, z    | FLOAT32 | voxel mean position in the fixed frame, metres               |
-| 12     | rgb        | FLOAT32 | albedo 0x00RRGGBB bits read as float32 (RViz / PCL packing)  |
-| 16     | normal_x.. | FLOAT32 | unit normal in the fixed frame (3 fields)                    |
-| 28     | curvature  | FLOAT32 | always 0 (not estimated); lets pcl::PointXYZRGBNormal map every field |
-| 32     | roughness  | FLOAT32 | mean roughness in [0, 1]                                     |
-| 36     | metallic   | FLOAT32 | mean metallic in [0, 1]                                      |
-| 40     | shading    | FLOAT32 | luminance of the mean diffuse shading (Rec. 709 weights)     |
-| 44     | view_count | UINT32  | number of fused frames that saw the voxel                    |
+| offset | field         | type    | meaning                                                             |
+|--------|---------------|---------|---------------------------------------------------------------------|
+| 0      | x, y, z       | FLOAT32 | voxel mean position in the fixed frame, metres                      |
+| 12     | rgb           | FLOAT32 | mean albedo 0x00RRGGBB bits read as float32 (RViz / PCL packing)    |
+| 16     | normal_x..    | FLOAT32 | unit normal in the fixed frame (3 fields)                           |
+| 28     | curvature     | FLOAT32 | always 0 (not estimated); lets pcl::PointXYZRGBNormal map every field |
+| 32     | roughness     | FLOAT32 | mean roughness in [0, 1]                                            |
+| 36     | metallic      | FLOAT32 | mean metallic in [0, 1]                                             |
+| 40     | shading       | FLOAT32 | luminance of the mean diffuse shading (Rec. 709 weights)            |
+| 44     | view_count    | UINT32  | number of fused frames that saw the voxel                           |
+| 48     | roughness_std | FLOAT32 | standard deviation of roughness over the voxel's points             |
+| 52     | metallic_std  | FLOAT32 | standard deviation of metallic over the voxel's points              |
+| 56     | albedo_std    | FLOAT32 | root mean square over r, g, b of the albedo standard deviations     |
+| 60     | specular      | FLOAT32 | cue in [0, 1] that depth is unreliable (metal or glossy), see below |
 
-PCL and RViz find fields by name, so the order beyond x, y, z is free.
+Standard deviations are over every point (pixel) fused into the voxel, from all frames,
+divided by the number of points (0 for a single point); with `view_count` they say how far a
+planner can trust the means. `specular` is geometry.fusion.specular_cue of the mean roughness
+and metallic: 1 - (1 - metallic) * (1 - (1 - roughness)**2), high where structured-light,
+time-of-flight and stereo depth tend to fail, so a planner that relies on depth can down-weight
+those points. PCL and RViz find fields by name, so the order beyond x, y, z is free.
 """
 from __future__ import annotations
 
@@ -34,9 +43,10 @@ CLOUD_FIELDS: tuple[tuple[str, int, int], ...] = (
     ("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32), ("rgb", 12, FLOAT32),
     ("normal_x", 16, FLOAT32), ("normal_y", 20, FLOAT32), ("normal_z", 24, FLOAT32),
     ("curvature", 28, FLOAT32), ("roughness", 32, FLOAT32), ("metallic", 36, FLOAT32),
-    ("shading", 40, FLOAT32), ("view_count", 44, UINT32),
+    ("shading", 40, FLOAT32), ("view_count", 44, UINT32), ("roughness_std", 48, FLOAT32),
+    ("metallic_std", 52, FLOAT32), ("albedo_std", 56, FLOAT32), ("specular", 60, FLOAT32),
 )
-POINT_STEP = 48
+POINT_STEP = 64
 LUMINANCE_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 CLOUD_DTYPE = np.dtype({
@@ -70,6 +80,10 @@ def pack_cloud(cloud: MaterialCloud) -> np.ndarray:
     points["metallic"] = cloud.metallic
     points["shading"] = np.einsum("nc,c->n", cloud.shading, LUMINANCE_WEIGHTS)
     points["view_count"] = cloud.view_count
+    points["roughness_std"] = cloud.roughness_std
+    points["metallic_std"] = cloud.metallic_std
+    points["albedo_std"] = np.sqrt(np.mean(np.square(cloud.albedo_std, dtype=np.float64), axis=1))
+    points["specular"] = cloud.specular
     return points
 
 
@@ -113,13 +127,16 @@ def read_points(msg: Any) -> np.ndarray:
 
 
 def cloud_from_msg(msg: Any) -> MaterialCloud:
-    """The MaterialCloud a `cloud_msg` carries (albedo 8-bit quantised; shading grey in all channels).
+    """The MaterialCloud a `cloud_msg` carries.
+
+    Albedo comes back 8-bit quantised; shading and albedo_std come back as one value repeated in
+    all three channels (luminance, root mean square).
 
     Raises:
         ConversionError: a cloud lacking one of this package's fields.
     """
     points = read_points(msg)
-    missing = [name for name, _, _ in CLOUD_FIELDS if name not in points.dtype.names]
+    missing = [name for name, _, _ in CLOUD_FIELDS if name not in (points.dtype.names or ())]
     if missing:
         raise ConversionError(f"PointCloud2 is not a material cloud: it lacks {', '.join(missing)}")
 
@@ -134,4 +151,8 @@ def cloud_from_msg(msg: Any) -> MaterialCloud:
         metallic=points["metallic"].astype(np.float32),
         shading=column("shading", "shading", "shading"),
         view_count=points["view_count"].astype(np.uint32),
+        albedo_std=column("albedo_std", "albedo_std", "albedo_std"),
+        roughness_std=points["roughness_std"].astype(np.float32),
+        metallic_std=points["metallic_std"].astype(np.float32),
+        specular=points["specular"].astype(np.float32),
     )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mvinverse_ros.geometry.normals import to_optical
-from mvinverse_ros.types import MaterialMaps
+from mvinverse_ros.types import MAP_NAMES, MaterialMaps
 
 PATCH = 14
 MAX_LONG_SIDE = 1024  # the official script's cap; attention cost grows with the square of the tokens
@@ -41,7 +41,8 @@ def network_size(height: int, width: int, long_side: int) -> tuple[int, int]:
         raise InferenceError(f"image has no pixels ({height}x{width})")
     target = min(long_side, MAX_LONG_SIDE)
     scale = target / max(height, width)
-    return tuple(max(PATCH, int(round(side * scale)) // PATCH * PATCH) for side in (height, width))
+    new_height, new_width = (max(PATCH, int(round(side * scale)) // PATCH * PATCH) for side in (height, width))
+    return new_height, new_width
 
 
 def as_float_rgb(image: np.ndarray) -> np.ndarray:
@@ -87,7 +88,7 @@ def outputs_to_maps(
     Normals leave here in the REP 103 optical frame, converted from the weights'
     `normal_convention`, so nothing downstream needs to know which model made them.
     """
-    host = {key: outputs[key].float().cpu().numpy() for key in ("albedo", "roughness", "metallic", "normal", "shading")}
+    host = {key: outputs[key].float().cpu().numpy() for key in MAP_NAMES}
     maps = []
     for i, (height, width) in enumerate(sizes):
         normal = to_optical(_resize(host["normal"][i], height, width), normal_convention)

@@ -11,11 +11,15 @@ The other decoder blocks run over the whole window every time, except the last g
 which computes only the published frames' tokens (all frames still serve as its keys and
 values); the DPT heads run only for the published frames. The result equals a full recompute of
 the window (see tests/test_engine_streaming.py).
+
+The network itself runs behind a backend: `TorchBackend` (eager torch, the default) or
+engine.onnx_backend.OnnxRuntimeBackend (the graphs of engine.export); the cache rules are the engine's.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -68,6 +72,70 @@ class PairAttention:
     lse: torch.Tensor
 
 
+class NetworkBackend(Protocol):
+    """The three stages of the network the engine runs; tensors in and out are on `device`."""
+
+    device: torch.device
+    patch_size: int
+
+    def frame_work(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """images [F, 3, H, W] -> (block 0 output [F, R + P, C], ResNeXt maps, block 1's q, k, v)."""
+
+    def decode(self, after_block0: torch.Tensor, first_attention: torch.Tensor, publish: list[int],
+               grid: tuple[int, int]) -> list[torch.Tensor]:
+        """[N, R + P, C] and [N, heads, R + P, d] of a window -> the read pairs of `publish`, each [Q, R + P, 2C]."""
+
+    def heads(self, pairs: list[torch.Tensor], detail: list[torch.Tensor], size: tuple[int, int]) -> dict:
+        """Read pairs and ResNeXt maps of Q frames -> maps, each [Q, H, W, C]."""
+
+    def prepare(self) -> None:
+        """Make the network ready on its device (after `release`)."""
+
+    def release(self) -> None:
+        """Free device memory until the next `prepare`."""
+
+
+class TorchBackend:
+    """The network in eager torch (autocast by the engine).
+
+    channels_last: one frame's five DPT heads 0.31 -> 0.18 s and its ResNeXt + patch embedding
+    70 -> 53 ms on the CPU (476x630, small preset); the transformer has no 4D tensors.
+    Modifies `model` in place.
+    """
+
+    def __init__(self, model: MVInverse, device: torch.device) -> None:
+        self.device = device
+        self.model = model.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+        self.patch_size = model.config.patch_size
+        self._on_device = True
+
+    def frame_work(self, images):
+        encoded = self.model.encode_frames(images)
+        decoded = self.model.decode_start(encoded.tokens, encoded.patch_grid)
+        return decoded, encoded.detail, self.model.first_global_inputs(decoded, encoded.patch_grid)
+
+    def decode(self, after_block0, first_attention, publish, grid):
+        pairs = self.model.decode_rest(
+            after_block0.unsqueeze(0), grid, output_frames=publish, first_attention=first_attention.unsqueeze(0))
+        return [pair[0] for pair in pairs]
+
+    def heads(self, pairs, detail, size):
+        return self.model.run_heads(pairs, detail, size)
+
+    def prepare(self) -> None:
+        if not self._on_device:
+            self.model.to(self.device)
+            self._on_device = True
+
+    def release(self) -> None:
+        self.model.to("cpu")
+        self._on_device = self.device.type == "cpu"
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
 def window_network_size(frames: tuple[Frame, ...], long_side: int) -> tuple[int, int]:
     """The one network size of a window: that of its newest frame (the one a robot publishes)."""
     newest = frames[-1]
@@ -78,12 +146,14 @@ class StreamingEngine:
     """Runs windows through an MVInverse model, reusing per-frame encoder work across windows.
 
     Args:
-        model: an MVInverse (see mvinverse_ros.model) in eval mode.
+        model: an MVInverse (see mvinverse_ros.model) in eval mode, run by a TorchBackend; None
+            when `backend` is given.
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
         dtype: 'fp32' | 'bf16' | 'fp16' (autocast on the device).
         long_side: network input long side in pixels (capped at 1024, floored to multiples of 14).
         normal_convention: camera frame of the model's normal output ('opencv' = REP 103 optical,
             'opengl'); maps always leave in the optical frame.
+        backend: what runs the network instead of eager torch (see NetworkBackend).
 
     Raises:
         InferenceError: for an unusable device or dtype.
@@ -91,8 +161,8 @@ class StreamingEngine:
     """
 
     def __init__(
-        self, model: MVInverse, device: str = "cpu", dtype: str = "fp32", long_side: int = 518,
-        normal_convention: str = "opencv",
+        self, model: MVInverse | None, device: str = "cpu", dtype: str = "fp32", long_side: int = 518,
+        normal_convention: str = "opencv", backend: NetworkBackend | None = None,
     ):
         self.device = resolve_device(device)
         self.dtype = dtype
@@ -102,11 +172,12 @@ class StreamingEngine:
         to_optical(np.zeros(3), normal_convention)
         self.long_side = long_side
         self.normal_convention = normal_convention
-        # channels_last: one frame's five DPT heads 0.31 -> 0.18 s and its ResNeXt + patch embedding
-        # 70 -> 53 ms on the CPU (476x630, small preset); the transformer has no 4D tensors.
-        # Modifies `model` in place.
-        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
-        self._on_device = True
+        if backend is None:
+            if model is None:
+                raise ValueError("StreamingEngine needs a model or a backend")
+            backend = TorchBackend(model, self.device)
+        self.backend = backend
+        self.model = model
         self._cache: dict[CacheKey, FrameWork] = {}
         self._pairs: dict[tuple[CacheKey, CacheKey], PairAttention] = {}  # (query frame, key frame)
         self.counters = {
@@ -124,24 +195,20 @@ class StreamingEngine:
         if not window.publish:
             raise InferenceError(f"window {window.window_id} publishes no frame")
         started = time.perf_counter()
-        if not self._on_device:
-            self.model.to(self.device)
-            self._on_device = True
+        self.backend.prepare()
         size = window_network_size(window.frames, self.long_side)
         keys = [(frame.source, frame.stamp_ns, size) for frame in window.frames]
         self._evict(keep=set(keys), sources={frame.source for frame in window.frames})
         publish = list(window.publish)
-        patch = self.model.config.patch_size
+        patch = self.backend.patch_size
         grid = (size[0] // patch, size[1] // patch)
         with torch.inference_mode(), autocast(self.device, self.dtype):
             work = self._frame_work(window.frames, keys, size)
             after_block0 = torch.stack([entry.decoded for entry in work])
             first_attention = self._first_global_attention(keys, work)
-            pairs = self.model.decode_rest(
-                after_block0.unsqueeze(0), grid, output_frames=publish, first_attention=first_attention.unsqueeze(0)
-            )
+            pairs = self.backend.decode(after_block0, first_attention, publish, grid)
             detail = [torch.stack(stage) for stage in zip(*(work[i].detail for i in publish))]
-            outputs = self.model.run_heads([pair[0] for pair in pairs], detail, size)
+            outputs = self.backend.heads(pairs, detail, size)
         maps = outputs_to_maps(
             outputs, [(window.frames[i].height, window.frames[i].width) for i in publish], self.normal_convention)
         self.counters["windows"] += 1
@@ -155,14 +222,12 @@ class StreamingEngine:
         self.counters["cache_hits"] += len(keys) - len(missing)
         if missing:
             batch = images_to_tensor([frames[i].image for i in missing], size, self.device)
-            encoded = self.model.encode_frames(batch)
-            decoded = self.model.decode_start(encoded.tokens, encoded.patch_grid)
-            first_global = self.model.first_global_inputs(decoded, encoded.patch_grid)
+            decoded, detail, first_global = self.backend.frame_work(batch)
             for j, i in enumerate(missing):
                 # clone: a row view would keep the whole batch's storage alive after its other frames leave
                 self._cache[keys[i]] = FrameWork(
-                    decoded[j].clone(), [stage[j].clone() for stage in encoded.detail],
-                    tuple(t[j].clone() for t in first_global),
+                    decoded[j].clone(), [stage[j].clone() for stage in detail],
+                    (first_global[0][j].clone(), first_global[1][j].clone(), first_global[2][j].clone()),
                 )
             self.counters["frames_encoded"] += len(missing)
         return [self._cache[key] for key in keys]
@@ -183,8 +248,8 @@ class StreamingEngine:
         self.counters["frame_pairs_attended"] += len(missing)
         merged = []
         for query in keys:
-            row = [self._pairs[query, key] for key in keys]
-            merged.append(merge_partials(torch.stack([p.out for p in row]), torch.stack([p.lse for p in row])))
+            pairs = [self._pairs[query, key] for key in keys]
+            merged.append(merge_partials(torch.stack([p.out for p in pairs]), torch.stack([p.lse for p in pairs])))
         return torch.stack(merged)
 
     def _evict(self, keep: set[CacheKey], sources: set[str]) -> None:
@@ -215,15 +280,12 @@ class StreamingEngine:
         self._pairs.clear()
 
     def release(self) -> None:
-        """Drop caches, move the model to the CPU and free cached GPU memory (node deactivation).
+        """Drop caches and free the backend's device memory (node deactivation).
 
-        The next `run` moves the model back to the engine's device.
+        The next `run` makes the backend ready again.
         """
         self.reset()
-        self.model.to("cpu")
-        self._on_device = self.device.type == "cpu"
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.backend.release()
 
 
 def full_recompute(

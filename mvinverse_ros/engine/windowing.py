@@ -8,6 +8,7 @@ window afresh, because frames across such a break are not one scene sweep.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,6 +38,18 @@ class WindowConfig:
     min_rotation_deg: float = 0.0
     min_interval: float = 0.0
     reset_gap: float = 2.0
+
+
+def breaks_sequence(last_stamp_ns: int | None, stamp_ns: int, max_gap_ns: float = math.inf) -> bool:
+    """Whether a frame stamped `stamp_ns` cannot continue a stream last stamped `last_stamp_ns`.
+
+    It cannot when time went backwards (a bag replay looping, a simulator reset) or, given
+    `max_gap_ns`, when it is later by more than that (the camera was off). No last stamp: it can.
+    """
+    if last_stamp_ns is None:
+        return False
+    gap_ns = stamp_ns - last_stamp_ns
+    return gap_ns < 0 or gap_ns > max_gap_ns
 
 
 def pose_motion(previous: np.ndarray, current: np.ndarray) -> tuple[float, float]:
@@ -82,7 +95,7 @@ class WindowPolicy:
 
     def push(self, frame: Frame) -> Window | None:
         """Offer a frame; returns the window to run when this frame completes one."""
-        if self._breaks_sequence(frame.stamp_ns):
+        if breaks_sequence(self._last_stamp_ns, frame.stamp_ns, self.params.reset_gap * NS_PER_SECOND):
             self.reset()
             self.counters["resets"] += 1
         self._last_stamp_ns = frame.stamp_ns
@@ -97,12 +110,6 @@ class WindowPolicy:
             return None
         self._since_run = 0
         return self._emit()
-
-    def _breaks_sequence(self, stamp_ns: int) -> bool:
-        if self._last_stamp_ns is None:
-            return False
-        gap_ns = stamp_ns - self._last_stamp_ns
-        return gap_ns < 0 or gap_ns > self.params.reset_gap * NS_PER_SECOND
 
     def _skip_reason(self, frame: Frame) -> str | None:
         """None when `frame` is a new keyframe, else the counter naming why not."""

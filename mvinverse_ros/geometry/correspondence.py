@@ -76,9 +76,9 @@ def optical_flow(image_src: np.ndarray, image_dst: np.ndarray, max_round_trip_px
         max_round_trip_px: forward-backward tolerance in pixels.
     """
     grey = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in (image_src, image_dst)]
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    forward = dis.calc(grey[0], grey[1], None)
-    backward = dis.calc(grey[1], grey[0], None)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    forward = dis.calc(grey[0], grey[1], None)  # type: ignore[call-overload]  # stubs lack the None output
+    backward = dis.calc(grey[1], grey[0], None)  # type: ignore[call-overload]
     h, w = grey[0].shape
     rows, cols = np.mgrid[0:h, 0:w]
     u = cols + forward[..., 0]

@@ -8,6 +8,7 @@ dict or one under "model") and .safetensors files, or a Hugging Face repo id (th
 from __future__ import annotations
 
 import socket
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,6 +26,7 @@ OFFICIAL_HUB_ID = "maddog241/mvinverse"
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 IGNORABLE_KEYS = frozenset({"encoder.mask_token"})  # DINOv2's masking token, unused and deleted by the official model
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
 _MAX_LISTED = 20
 # The official model was trained at 518x518 (37x37 patches); checkpoints trained at another size
 # record theirs under this safetensors metadata key (save_checkpoint's extra_metadata).
@@ -45,6 +47,13 @@ class LoadedModel:
     source: str
     trained: bool
     native_long_side: int = OFFICIAL_LONG_SIDE
+
+    def untrained_warning(self) -> str | None:
+        """The one warning for random weights (every CLI and the node say it the same way); None when trained."""
+        if self.trained:
+            return None
+        return (f"the '{self.preset}' model has UNTRAINED (random) weights ({self.source}): its maps are "
+                "meaningless; give trained weights with model.checkpoint (--checkpoint)")
 
 
 def _listing(keys) -> str:
@@ -72,22 +81,46 @@ def _mismatches(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> 
     return problems
 
 
+def _dtype_mismatches(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Tensors whose kind (floating point or not) differs from the model's, e.g. int32 weights."""
+    wrong = [
+        f"{name} {str(state_dict[name].dtype).removeprefix('torch.')} != {str(t.dtype).removeprefix('torch.')}"
+        for name, t in model.state_dict().items()
+        if name in state_dict and state_dict[name].is_floating_point() != t.is_floating_point()
+    ]
+    return [f"dtype mismatches (checkpoint != model): {_listing(wrong)}"] if wrong else []
+
+
+def _non_finite(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors holding NaN or infinity (a diverged training run).
+
+    The sum is the quick test (NaN and infinity survive it; measured 3-4x faster than isfinite on
+    the official model's 1e9 values); isfinite confirms, so a sum that merely overflows is no finding.
+    """
+    return [name for name, t in state_dict.items()
+            if t.is_floating_point() and not torch.isfinite(t.sum()) and not bool(torch.isfinite(t).all())]
+
+
 def load_official_state_dict(model: MVInverse, state_dict: dict[str, torch.Tensor]) -> None:
     """Strictly load official-layout weights into `model` (float tensors cast to the model's float32).
 
     A model built on the meta device takes the checkpoint tensors over without copying.
 
     Raises:
-        ModelError: names every missing, unexpected or mis-shaped key.
+        ModelError: names every missing, unexpected, mis-shaped or mis-typed key, and tensors with
+            NaN or infinite values.
     """
     state_dict = {
         name: (tensor.float() if tensor.is_floating_point() else tensor)
         for name, tensor in state_dict.items()
         if name not in IGNORABLE_KEYS
     }
-    problems = _mismatches(model, state_dict)
+    problems = _mismatches(model, state_dict) or _dtype_mismatches(model, state_dict)
     if problems:
         raise ModelError("checkpoint does not fit the model: " + "; ".join(problems))
+    non_finite = _non_finite(state_dict)
+    if non_finite:
+        raise ModelError(f"checkpoint holds NaN or infinite values (diverged training?) in {_listing(non_finite)}")
     on_meta = any(t.is_meta for t in model.state_dict().values())
     model.load_state_dict(state_dict, strict=True, assign=on_meta)
 
@@ -112,25 +145,35 @@ def save_checkpoint(
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(state dict, metadata) of a local .safetensors or .pt/.pth/.bin file.
 
+    Current torch files (zip) are memory-mapped; legacy ones (torch.save with
+    `_use_new_zipfile_serialization=False`, or torch < 1.6) cannot be, so they are read into memory.
+
     Raises:
-        ModelError: missing file, unknown suffix, unreadable content.
+        ModelError: missing file, a directory, unknown suffix, unreadable content.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+        hint = f"; it holds {_listing(inside)}" if inside else "; it holds no weights file"
+        raise ModelError(f"checkpoint {path} is a directory, not a weights file: give the file itself{hint}")
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
+    legacy = False
     try:
         if path.suffix == ".safetensors":
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
                 return {name: handle.get_tensor(name) for name in handle.keys()}, metadata
         if path.suffix in TORCH_SUFFIXES:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            legacy = not zipfile.is_zipfile(path)
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=not legacy)
         else:
             raise ModelError(f"checkpoint {path}: unknown suffix {path.suffix!r} (use .safetensors, .pt, .pth or .bin)")
     except ModelError:
         raise
     except Exception as err:  # torch/safetensors raise many types for corrupt or foreign files
-        raise ModelError(f"cannot read checkpoint {path}: {err}") from err
+        kind = " (not a zip-format torch file, so read as a legacy torch.save file)" if legacy else ""
+        raise ModelError(f"cannot read checkpoint {path}{kind}: {err}") from err
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         loaded = loaded["model"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -202,7 +245,7 @@ def model_from_state_dict(state_dict: dict[str, torch.Tensor], preset: str) -> M
     """Build `preset` without allocating weights and take the checkpoint tensors over (strict).
 
     Raises:
-        ModelError: unknown preset or keys/shapes that do not fit.
+        ModelError: unknown preset, keys/shapes/dtypes that do not fit, NaN or infinite weights.
     """
     preset_config(preset)
     with torch.device("meta"):
@@ -211,10 +254,29 @@ def model_from_state_dict(state_dict: dict[str, torch.Tensor], preset: str) -> M
     return model
 
 
+def native_long_side(metadata: dict[str, str], path: str | Path, preset: str) -> int:
+    """The input long side the weights were trained at: their `trained_at_long_side` metadata, else 518.
+
+    Raises:
+        ModelError: metadata that is not a positive multiple of the preset's patch side (14), or an
+            unknown preset.
+    """
+    patch = preset_config(preset).patch_size
+    text = metadata.get(LONG_SIDE_KEY, str(OFFICIAL_LONG_SIDE))
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0 or value % patch:
+        raise ModelError(f"checkpoint {path}: metadata {LONG_SIDE_KEY}={text!r} is not a positive multiple of "
+                         f"the {patch}-pixel patch; fix or drop that metadata entry")
+    return value
+
+
 def resolve_checkpoint(checkpoint: str) -> Path:
     """Local path of a checkpoint given as a path or a Hugging Face repo id ("owner/name")."""
     path = Path(checkpoint).expanduser()
-    if path.exists() or path.suffix in (".safetensors", *TORCH_SUFFIXES) or checkpoint.count("/") != 1:
+    if path.exists() or path.suffix in WEIGHT_SUFFIXES or checkpoint.count("/") != 1:
         return path
     return download_from_hub(checkpoint)
 
@@ -241,9 +303,9 @@ def load_model(checkpoint: str = "", preset: str = "small", device: str | torch.
     path = resolve_checkpoint(checkpoint)
     state_dict, metadata = read_state_dict(path)
     chosen = metadata.get("preset") or infer_preset(state_dict) or preset
+    native = native_long_side(metadata, path, chosen)
     try:
         model = model_from_state_dict(state_dict, chosen)
     except ModelError as err:
         raise ModelError(f"checkpoint {path} (preset {chosen!r}): {err}") from err
-    native = int(metadata.get(LONG_SIDE_KEY, OFFICIAL_LONG_SIDE))
     return LoadedModel(model.to(device).eval(), chosen, str(path), trained=True, native_long_side=native)

@@ -186,7 +186,7 @@ class MVInverse(nn.Module):
         started: torch.Tensor,
         patch_grid: tuple[int, int],
         all_pairs: bool = False,
-        output_frames: list[int] | None = None,
+        output_frames: list[int] | torch.Tensor | None = None,
         first_attention: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """The decoder after block 0, on `decode_start`'s output [B, N, R + P, C].
@@ -203,11 +203,11 @@ class MVInverse(nn.Module):
         frame_rope = self._frame_rope(patch_grid, started)
         window_rope = (frame_rope[0].repeat(frames, 1), frame_rope[1].repeat(frames, 1))  # same in every frame
         count = len(self.decoder) // 2 if all_pairs else max(self.config.read_pairs) + 1
-        selected = slice(None) if output_frames is None else list(output_frames)
+        # A tensor of frame indices (not a list) keeps the published count symbolic in an ONNX export.
+        selected = slice(None) if output_frames is None else torch.as_tensor(output_frames, device=started.device)
         query_index = None
         if output_frames is not None:
-            frame_ids = torch.tensor(selected, device=started.device)
-            query_index = (frame_ids[:, None] * per_frame + torch.arange(per_frame, device=started.device)).flatten()
+            query_index = (selected[:, None] * per_frame + torch.arange(per_frame, device=started.device)).flatten()
 
         pairs, x = {}, started
         for pair in range(count):

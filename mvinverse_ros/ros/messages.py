@@ -42,8 +42,10 @@ class RclpyMessageFactory:
     def new(self, type_name: str, **fields: Any) -> Any:
         return self.message_class(type_name)(**fields)
 
-    def array(self, values: np.ndarray) -> array.array:
+    def array(self, values: np.ndarray) -> array.array | list[bool]:
         values = np.ascontiguousarray(values).reshape(-1)
+        if values.dtype == np.bool_:  # bool[]: array.array has no bool type; rclpy takes a list of bools
+            return values.tolist()
         try:
             typecode = _TYPECODES[(values.dtype.kind, values.dtype.itemsize)]
         except KeyError:

@@ -15,12 +15,10 @@ class RecentSamples:
         self.span = span
         self._samples: deque[tuple[float, float]] = deque()
         self._lock = threading.Lock()
-        self.total = 0
 
     def add(self, now: float, value: float = 0.0) -> None:
         with self._lock:
             self._samples.append((now, value))
-            self.total += 1
             self._forget(now)
 
     def _forget(self, now: float) -> None:
@@ -44,7 +42,3 @@ class RecentSamples:
         with self._lock:
             self._forget(now)
             return max(v for _, v in self._samples) if self._samples else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._samples.clear()
