@@ -30,12 +30,17 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
 from tf2_ros import Buffer, TransformException, TransformListener
+
+from mvinverse_ros.srv import QueryMaterials
 
 from mvinverse_ros import topics
 from mvinverse_ros.conversions.factory import header_msg, stamp_to_ns
 from mvinverse_ros.conversions.frames import NO_TRANSFORM, frame_from_messages
 from mvinverse_ros.conversions.outputs import window_output_msgs
+from mvinverse_ros.conversions.query import query_response_fields, request_points
+from mvinverse_ros.geometry.query import query_materials
 from mvinverse_ros.geometry.transforms import TransformError, matrix_from_translation_quaternion
 from mvinverse_ros.params import (
     ParameterError, ParameterSpec, PerceptionParams, build_params, coerce, default_params_file, parameter_specs,
@@ -49,6 +54,8 @@ from mvinverse_ros.runtime.worker import Worker
 from mvinverse_ros.types import Window
 
 NODE_NAME = "mvinverse"
+DEFAULT_MAP_FILE = "mvinverse_map.ply"  # what ~/save_map writes when fusion.save_map is ''
+
 NO_INPUT_HINT_SECONDS = 5.0   # silence after activation before the node explains what it waits for
 DIAGNOSTICS_PERIOD = 1.0      # s between /diagnostics messages
 LOG_THROTTLE = 5.0            # s between repeats of one warning
@@ -126,6 +133,7 @@ class PerceptionNode(LifecycleNode):
         self.figures = RunFigures()
         self.worker: Worker[Window] = Worker(self._run_window, self._window_failed, name="mvinverse-worker")
         self._outputs: dict[str, Any] = {}
+        self._services: list[Any] = []
         self._filters: list[Any] = []
         self._synchronizers: list[Any] = []
         self._topic_counts: Counter[str] = Counter()
@@ -192,6 +200,11 @@ class PerceptionNode(LifecycleNode):
         for name, msg_type in topics.OUTPUT_TYPES.items():
             cls = self.factory.message_class(msg_type)
             self._outputs[name] = self.create_publisher(cls, _OUTPUTS[name], 5)
+        self._services = [
+            self.create_service(QueryMaterials, "~/query_materials", self._query_materials),
+            self.create_service(Trigger, "~/clear_map", self._clear_map),
+            self.create_service(Trigger, "~/save_map", self._save_map),
+        ]
         self._tf_buffer = Buffer(cache_time=Duration(seconds=max(10.0, 4 * self.params.window.reset_gap)), node=self)
         self._tf_listener = TransformListener(self._tf_buffer, self)
         return TransitionCallbackReturn.SUCCESS
@@ -237,6 +250,9 @@ class PerceptionNode(LifecycleNode):
         for publisher in self._outputs.values():
             self.destroy_publisher(publisher)
         self._outputs.clear()
+        for service in self._services:
+            self.destroy_service(service)
+        self._services.clear()
         if self._tf_listener is not None:
             self._tf_listener.unregister()
         self._tf_listener = self._tf_buffer = None
@@ -308,6 +324,42 @@ class PerceptionNode(LifecycleNode):
             raise TransformError(f"{self.params.tf.fixed_frame} <- {frame_id}: {err}") from err
         t, q = stamped.transform.translation, stamped.transform.rotation
         return matrix_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+
+    # ----------------------------------------------------------------- map services
+    def _query_materials(self, request: Any, response: Any) -> Any:
+        """Materials of the fused map at the request's points, normals in the request's frame."""
+        cloud = self.pipeline.cloud() if self.pipeline is not None else None
+        if cloud is None:
+            response.success, response.message = False, "no map: fusion.enabled is false"
+            return response
+        try:
+            request_to_fixed = self._lookup_pose(request.header.frame_id, stamp_to_ns(request.header.stamp))
+            answer = query_materials(cloud, request_points(request), request.radius, request_to_fixed)
+        except (TransformError, ValueError) as err:
+            response.success, response.message = False, str(err)
+            return response
+        for name, value in query_response_fields(self.factory, answer).items():
+            setattr(response, name, value)
+        return response
+
+    def _clear_map(self, _request: Any, response: Any) -> Any:
+        if self.pipeline is None:
+            response.success, response.message = False, "not configured"
+            return response
+        self.pipeline.clear_map()
+        response.success, response.message = True, "map cleared"
+        return response
+
+    def _save_map(self, _request: Any, response: Any) -> Any:
+        path = self.params.fusion.save_map or DEFAULT_MAP_FILE
+        try:
+            saved = self.pipeline is not None and self.pipeline.save_map(path)
+        except (ValueError, OSError) as err:
+            response.success, response.message = False, f"could not write {path}: {err}"
+            return response
+        response.success = bool(saved)
+        response.message = f"wrote {path}" if saved else "no map: fusion is disabled or the node is not configured"
+        return response
 
     def _on_synchronized(self, camera: str, image: Any, camera_info: Any, depth: Any = None) -> None:
         """Decode one synchronized set and hand a completed window to the worker; never raises."""

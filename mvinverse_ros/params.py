@@ -100,6 +100,8 @@ class FusionParams:
     max_depth: float = _doc("depth in metres beyond which pixels are ignored", low=0.01, high=1000.0)
     pixel_stride: int = _doc("unproject every n-th pixel in each direction", low=1, high=64)
     max_points: int = _doc("voxel budget; the oldest voxels leave first", low=1, high=100_000_000)
+    save_map: str = _doc("PLY path the ~/save_map service writes ('' = mvinverse_map.ply in the node's working "
+                         "folder)")
     load_map: str = _doc("'' = start empty; else a PLY written by save_map or `bag process` (same voxel_size) "
                          "that the map starts from on configure and returns to on reset")
 

@@ -19,6 +19,7 @@ from mvinverse_ros.conversions.ply import read_ply
 from mvinverse_ros.bag.process import BagProcessor
 from mvinverse_ros.bag.reader import UNDECODABLE, BagReader
 from mvinverse_ros.bag.writer import BagWriter
+from mvinverse_ros.cli import main
 from mvinverse_ros.conversions.factory import stamp_to_ns
 from mvinverse_ros.bag.typestore import typestore_with_project_types
 from mvinverse_ros.conversions.encoding import (NORMAL_ERROR_BOUND, UNIT_ERROR_BOUND, decode_normal16,
@@ -290,3 +291,5 @@ def test_default_bag_is_compact_and_its_maps_decode_within_the_stated_bounds(pro
     # 0.22 here: the untrained tiny model's noisy maps compress worse than trained ones (the demo bag
     # with the bundled model: 0.14 of the node layout, see the README)
     assert size(work / "out_compact") < 0.25 * size(raw_out)
+    assert main(["bag", "compare", str(raw_out), str(raw_out)]) == 0
+    assert main(["bag", "compare", str(raw_out), str(work / "out_compact")]) == 1

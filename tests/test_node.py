@@ -21,6 +21,7 @@ pytest.importorskip("mvinverse_ros.msg", reason="mvinverse_ros interfaces not bu
 
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from geometry_msgs.msg import Point  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from mvinverse_ros import topics  # noqa: E402
@@ -106,6 +107,55 @@ def test_every_output_topic_from_real_frames(graph):
     xyz = np.stack([points["x"], points["y"], points["z"]], axis=1)
     assert np.isfinite(xyz).all()
     assert node.figures.counters["no_transform"] == 0
+
+
+def _call(node, client, request, timeout: float = 30.0):
+    """A service call from the test thread (the graph's executor spins the node that serves it)."""
+    assert client.wait_for_service(timeout_sec=timeout)
+    future = client.call_async(request)
+    assert wait_until(future.done, timeout)
+    return future.result()
+
+
+def test_map_services_answer_from_the_fused_map(graph, tmp_path):
+    """~/query_materials at points of the published cloud; ~/save_map writes a PLY; ~/clear_map empties the map."""
+    from std_srvs.srv import Trigger
+
+    from mvinverse_ros.srv import QueryMaterials
+
+    node, _, listener = graph
+    assert wait_until(lambda: listener.received[topics.CLOUD], 120.0)
+    cloud = node.pipeline.cloud()
+    assert cloud is not None and len(cloud) > 100
+    chosen = np.argsort(cloud.view_count)[-3:]  # the best-seen voxels
+    request = QueryMaterials.Request()
+    request.header.frame_id = ODOM_FRAME
+    request.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in cloud.points[chosen]]
+    request.points.append(Point(x=1000.0, y=0.0, z=0.0))  # far from every voxel
+    request.radius = 0.05
+    client = node.create_client(QueryMaterials, "~/query_materials")
+    response = _call(node, client, request)
+    assert response.success, response.message
+    assert list(response.found) == [True, True, True, False]
+    np.testing.assert_allclose(response.roughness[:3], cloud.roughness[chosen], atol=0.02)
+    np.testing.assert_allclose(response.metallic[:3], cloud.metallic[chosen], atol=0.02)
+    assert np.isinf(response.distance[3]) and response.view_count[3] == 0
+
+    node.set_parameters([Parameter("fusion.save_map", value=str(tmp_path / "map.ply"))])
+    node.params = node.read_params()
+    saved = _call(node, node.create_client(Trigger, "~/save_map"), Trigger.Request())
+    assert saved.success and (tmp_path / "map.ply").stat().st_size > 0
+    cleared = _call(node, node.create_client(Trigger, "~/clear_map"), Trigger.Request())
+    assert cleared.success and len(node.pipeline.cloud()) == 0
+
+
+def test_out_of_range_parameters_are_refused_by_ros(graph):
+    node, _, _ = graph
+    refused = node.set_parameters([Parameter("window.size", value=99)])[0]
+    assert not refused.successful
+    assert node.get_parameter("window.size").value == OVERRIDES["window.size"]
+    described = node.describe_parameter("window.size")
+    assert (described.integer_range[0].from_value, described.integer_range[0].to_value) == (2, 16)
 
 
 def test_diagnostics_report_rates_latency_and_drops(graph):

@@ -36,6 +36,7 @@ ROSDEP_KEYS = {
     "message_filters": "message_filters",
     "tf2_ros": "tf2_ros_py",
     "diagnostic_msgs": "diagnostic_msgs",
+    "std_srvs": "std_srvs",
     "sensor_msgs": "sensor_msgs",
     "geometry_msgs": "geometry_msgs",
     "std_msgs": "std_msgs",

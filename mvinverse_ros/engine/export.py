@@ -181,6 +181,7 @@ def export_onnx(
         except Exception as err:  # the exporter raises many types; the message is what the user needs
             raise ExportError(f"ONNX export of the {name} graph failed: {type(err).__name__}: {err}") from err
         graphs[name] = {"inputs": inputs, "outputs": outputs}
-    manifest = ExportManifest(preset, long_side, (size[0], size[1]), OPSET, checkpoint_sha256, torch.__version__, graphs)
+    manifest = ExportManifest(preset, long_side, (size[0], size[1]), OPSET, checkpoint_sha256, torch.__version__,
+                              graphs)
     manifest.write(out)
     return manifest
