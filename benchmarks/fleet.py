@@ -8,7 +8,8 @@ All in one run on the same bags cut from the real 7-Scenes kitchen sequence (bun
    the actor and its model load, and the scheduling; goal under 10 %). Both use config/fleet.yaml.
 2. wall seconds and network seconds per published frame: config/fleet.yaml (non-overlapping
    windows, every frame published) vs config/perception.yaml (sliding window, newest frame).
-3. output bag bytes per input second of each run.
+3. output bag bytes per input second: the compact default (PNG maps, no MaterialMaps copy, zstd
+   chunks) against the node's layout (float Images and MaterialMaps, uncompressed), the same bags.
 
     python benchmarks/fleet.py                       # 2 bags x 30 frames, T = 2
     python benchmarks/fleet.py --bags 4 --frames 50 --threads 8
@@ -96,6 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     fast = {"model.device": "cpu"}
     throughput = load_params(share_file("config/fleet.yaml"), fast)
+    node_layout = load_params(share_file("config/fleet.yaml"), {**fast, "bag.map_encoding": "raw",
+                                                                "bag.write_materials": "true",
+                                                                "bag.compression": "none"})
     streaming = load_params(None, fast)
     with tempfile.TemporaryDirectory(prefix="fleet_bench_") as tmp:
         work = Path(tmp)
@@ -103,6 +107,7 @@ def main() -> None:
         results = {
             "serial_throughput": serial(throughput, inputs, work / "serial_throughput", args.threads),
             "serial_streaming": serial(streaming, inputs, work / "serial_streaming", args.threads),
+            "serial_node_layout": serial(node_layout, inputs, work / "serial_node_layout", args.threads),
             "fleet_1_worker": fleet(throughput, inputs, work / "fleet1", 1, args.threads),
             "fleet_2_workers": fleet(throughput, inputs, work / "fleet2", 2, max(1, args.threads // 2)),
         }
@@ -112,12 +117,15 @@ def main() -> None:
     results["speedup_2_workers_vs_serial"] = two / base["input_s_per_wall_s"]
     results["throughput_mode_cost_ratio"] = (base["wall_s_per_published"]
                                              / results["serial_streaming"]["wall_s_per_published"])
+    results["compact_bytes_ratio"] = (base["output_bytes_per_input_s"]
+                                      / results["serial_node_layout"]["output_bytes_per_input_s"])
     results.update(bags=args.bags, frames=args.frames, threads=args.threads)
-    for name in ("serial_throughput", "serial_streaming", "fleet_1_worker", "fleet_2_workers"):
+    for name in ("serial_throughput", "serial_streaming", "serial_node_layout", "fleet_1_worker", "fleet_2_workers"):
         print(f"{name:18s} " + ", ".join(f"{k} {v:.3g}" for k, v in results[name].items()))
     print(f"Ray overhead (1 worker x {args.threads} threads vs serial): {results['ray_overhead_1_worker']:.1%}; "
           f"2 workers: {results['speedup_2_workers_vs_serial']:.2f}x serial; throughput mode costs "
-          f"{results['throughput_mode_cost_ratio']:.2f}x the streaming default per published frame")
+          f"{results['throughput_mode_cost_ratio']:.2f}x the streaming default per published frame; compact bags "
+          f"are {results['compact_bytes_ratio']:.3f} of the node layout's bytes")
     print(json.dumps(results))
 
 

@@ -20,14 +20,15 @@ import message_filters
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.clock import JumpThreshold
+from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -37,18 +38,19 @@ from mvinverse_ros.srv import QueryMaterials
 
 from mvinverse_ros import topics
 from mvinverse_ros.conversions.factory import header_msg, stamp_to_ns
-from mvinverse_ros.conversions.frames import NO_TRANSFORM, frame_from_messages
+from mvinverse_ros.conversions.frames import NO_TRANSFORM, RESIZED_CAMERA_INFO, RESIZED_DEPTH, frame_from_messages
 from mvinverse_ros.conversions.outputs import window_output_msgs
 from mvinverse_ros.conversions.query import query_response_fields, request_points
 from mvinverse_ros.geometry.query import query_materials
 from mvinverse_ros.geometry.transforms import TransformError, matrix_from_translation_quaternion
 from mvinverse_ros.params import (
     ParameterError, ParameterSpec, PerceptionParams, build_params, coerce, default_params_file, parameter_specs,
-    read_params_file,
+    read_params_file, to_flat,
 )
 from mvinverse_ros.pipeline import PerceptionPipeline
 from mvinverse_ros.ros.messages import RclpyMessageFactory
-from mvinverse_ros.runtime.diagnostics import RunFigures, TopicActivity, health, silence_hint
+from mvinverse_ros.runtime.diagnostics import RunFigures, SilenceWatch, TopicActivity, health, silence_hint
+from mvinverse_ros.runtime.parameters import LIVE_PARAMETERS, decide_change
 from mvinverse_ros.runtime.time_jumps import BackwardsStamps
 from mvinverse_ros.runtime.worker import Worker
 from mvinverse_ros.types import Window
@@ -56,7 +58,8 @@ from mvinverse_ros.types import Window
 NODE_NAME = "mvinverse"
 DEFAULT_MAP_FILE = "mvinverse_map.ply"  # what ~/save_map writes when fusion.save_map is ''
 
-NO_INPUT_HINT_SECONDS = 5.0   # silence after activation before the node explains what it waits for
+NO_INPUT_HINT_SECONDS = 5.0   # steady-clock silence after activation before the node explains what it waits for
+HINT_CHECK_PERIOD = 1.0       # s between checks whether that hint is due
 DIAGNOSTICS_PERIOD = 1.0      # s between /diagnostics messages
 LOG_THROTTLE = 5.0            # s between repeats of one warning
 
@@ -76,12 +79,14 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     """The schema's type, description and allowed values as `ros2 param describe` shows them.
 
     Numeric ranges become integer_range / floating_point_range, so `ros2 param set` refuses a value
-    outside them; choices and patterns are named in additional_constraints and checked on configure.
+    outside them; choices and patterns are named in additional_constraints, with whether the value
+    changes live or is read on configure, and checked when set (runtime.parameters).
     """
     allowed = spec.allowed()
+    when = "changes live" if spec.name in LIVE_PARAMETERS else "read on configure (refused while active)"
     descriptor = ParameterDescriptor(
         name=spec.name, type=_PARAMETER_TYPES[spec.type], description=spec.description,
-        additional_constraints=f"{allowed}; read on configure" if allowed else "read on configure")
+        additional_constraints=f"{allowed}; {when}" if allowed else when)
     if spec.low is not None and spec.high is not None:
         if spec.type is int:
             descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
@@ -91,8 +96,15 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return descriptor
 
 
-# Output topic (relative to the node, i.e. ~/albedo) of every published stream.
-_OUTPUTS = {name: "~/" + name.removeprefix(topics.NAMESPACE + "/") for name in topics.OUTPUT_TYPES}
+# What the node publishes (conversions.outputs): every map raw (float, for reliable subscribers) and as PNG
+# on <topic>/compressed (small enough for best-effort ones such as RViz); MaterialMaps on request.
+MAP_ENCODING = "raw+png"
+_PUBLISHED = [*topics.OUTPUT_TYPES, *(topics.compressed(name) for name in topics.IMAGE_ENCODINGS)]
+
+
+def _node_relative(topic: str) -> str:
+    """An output topic relative to the node (~/albedo), so the node's namespace applies."""
+    return "~/" + topic.removeprefix(topics.NAMESPACE + "/")
 
 
 class _ForwardToRosLogger(logging.Handler):
@@ -141,10 +153,16 @@ class PerceptionNode(LifecycleNode):
         self._tf_buffer: Buffer | None = None
         self._tf_listener: TransformListener | None = None
         self._timers_group = MutuallyExclusiveCallbackGroup()
+        # Wall-clock timers: with use_sim_time, ROS time stands still until /clock arrives.
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics,
-                                                    callback_group=self._timers_group)
-        self._hint_timer = None
+                                                    callback_group=self._timers_group, clock=self._steady_clock)
+        self._silence = SilenceWatch(NO_INPUT_HINT_SECONDS)
+        self._hint_timer = self.create_timer(HINT_CHECK_PERIOD, self._hint_if_silent,
+                                             callback_group=self._timers_group, clock=self._steady_clock)
+        self._active = False
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._jump_handler = None
         self._core_log = _ForwardToRosLogger(self.get_logger())
         logging.getLogger("mvinverse_ros").addHandler(self._core_log)
@@ -173,6 +191,17 @@ class PerceptionNode(LifecycleNode):
             values[spec.name] = [] if param.value is None else param.value
         return build_params(values, dict.fromkeys(values, _PARAMETER_SOURCE))
 
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse, with the reason, what the schema refuses or what cannot change while active; apply live ones."""
+        changes = {p.name: [] if p.value is None else p.value for p in parameters}
+        active = self._active and self.params is not None
+        decision = decide_change(to_flat(self.params) if active else {}, changes, active)
+        if decision.params is not None:
+            self.params = decision.params
+            self.pipeline.update_params(decision.params)
+            self.get_logger().info(f"applied {', '.join(sorted(changes))}")
+        return SetParametersResult(successful=decision.accepted, reason=decision.refusal)
+
     # ----------------------------------------------------------------- lifecycle
     @_logged_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -197,9 +226,11 @@ class PerceptionNode(LifecycleNode):
         except (ValueError, OSError) as err:  # fusion.load_map names a PLY that cannot be read or used
             self.get_logger().error(f"error: fusion.load_map: {err}")
             return TransitionCallbackReturn.FAILURE
-        for name, msg_type in topics.OUTPUT_TYPES.items():
-            cls = self.factory.message_class(msg_type)
-            self._outputs[name] = self.create_publisher(cls, _OUTPUTS[name], 5)
+        for name in _PUBLISHED:
+            if name == topics.MATERIALS and not self.params.execution.publish_materials:
+                continue
+            cls = self.factory.message_class(topics.output_type(name))
+            self._outputs[name] = self.create_lifecycle_publisher(cls, _node_relative(name), 5)
         self._services = [
             self.create_service(QueryMaterials, "~/query_materials", self._query_materials),
             self.create_service(Trigger, "~/clear_map", self._clear_map),
@@ -216,23 +247,22 @@ class PerceptionNode(LifecycleNode):
         self._jump_handler = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
             post_callback=self._on_time_jump)
-        self._hint_timer = self.create_timer(NO_INPUT_HINT_SECONDS, self._hint_if_silent,
-                                             callback_group=self._timers_group)
-        return TransitionCallbackReturn.SUCCESS
+        self._silence.start(time.monotonic())
+        self._active = True
+        return super().on_activate(state)  # enables the lifecycle publishers
 
     @_logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._silence.stop()
         self._unsubscribe()
         self.worker.stop()
-        if self._hint_timer is not None:
-            self.destroy_timer(self._hint_timer)
-            self._hint_timer = None
         if self._jump_handler is not None:
             self._jump_handler.unregister()
             self._jump_handler = None
         self.pipeline.reset()
         self.pipeline.engine.release()  # frees GPU memory until the next activation
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_deactivate(state)  # disables the lifecycle publishers
 
     @_logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -241,6 +271,8 @@ class PerceptionNode(LifecycleNode):
 
     @_logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._silence.stop()
         self._unsubscribe()
         self.worker.stop()
         self._release_configuration()
@@ -248,7 +280,7 @@ class PerceptionNode(LifecycleNode):
 
     def _release_configuration(self) -> None:
         for publisher in self._outputs.values():
-            self.destroy_publisher(publisher)
+            self.destroy_lifecycle_publisher(publisher)
         self._outputs.clear()
         for service in self._services:
             self.destroy_service(service)
@@ -279,7 +311,10 @@ class PerceptionNode(LifecycleNode):
                 streams.append((Image, depth_topic))
             subscribers = []
             for msg_type, topic in streams:
-                subscriber = message_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
+                # qos_overrides.<topic>.subscription.* parameters (given at start) override the profile
+                subscriber = message_filters.Subscriber(
+                    self, msg_type, topic, qos_profile=qos,
+                    qos_overriding_options=QoSOverridingOptions.with_default_policies())
                 subscriber.registerCallback(functools.partial(self._count_topic, subscriber.topic))
                 subscribers.append(subscriber)
             sync = message_filters.ApproximateTimeSynchronizer(subscribers, inputs.sync_queue_size, inputs.sync_slop)
@@ -297,10 +332,11 @@ class PerceptionNode(LifecycleNode):
 
     def _count_topic(self, topic: str, _msg: Any) -> None:
         self._topic_counts[topic] += 1
+        self._silence.message(time.monotonic())
 
     def _hint_if_silent(self) -> None:
-        """Explain, once per silence, why no synchronized frame has arrived yet."""
-        if self.figures.counters["frames_in"] > 0:
+        """Explain why no synchronized frame has arrived after NO_INPUT_HINT_SECONDS of wall time."""
+        if not self._silence.due(time.monotonic()):
             return
         activity = []
         for subscriber in self._filters:
@@ -375,6 +411,7 @@ class PerceptionNode(LifecycleNode):
             self._reset_after_time_jump()  # a replayed bag restarting without a /clock jump
         self.figures.counters["frames_in"] += 1
         self.figures.inputs.add(time.monotonic())
+        self._silence.frame()
         frame, reasons = frame_from_messages(image, camera_info, depth, camera, self._lookup_pose,
                                              max_pixels=self.params.inputs.max_pixels)
         self.figures.counters.update(reasons)
@@ -383,6 +420,11 @@ class PerceptionNode(LifecycleNode):
                 f"{camera}: no transform {self.params.tf.fixed_frame} <- {image.header.frame_id} at the image stamp "
                 "(maps still published, no cloud). Replaying a bag? Play /tf_static as transient_local "
                 "(ros2 bag play --qos-profile-overrides-path) and use --clock with use_sim_time:=true",
+                throttle_duration_sec=30.0)
+        for reason in {RESIZED_CAMERA_INFO, RESIZED_DEPTH} & set(reasons):
+            self.get_logger().warning(
+                f"{camera}: {'camera_info' if reason == RESIZED_CAMERA_INFO else 'depth'} has another size than "
+                f"the image (same aspect): used scaled, counted as {reason}; check the driver's resolution settings",
                 throttle_duration_sec=30.0)
         if frame is None:
             return
@@ -413,9 +455,12 @@ class PerceptionNode(LifecycleNode):
         output = self.pipeline.process(window)
         self.figures.inference.add(time.monotonic(), float(output.result.inference_seconds))
         cloud = self.pipeline.cloud() if output.cloud_due else None
-        for topic, message in window_output_msgs(self.factory, output.result, cloud, self.params.tf.fixed_frame):
+        params = self.params
+        for topic, message in window_output_msgs(self.factory, output.result, cloud, params.tf.fixed_frame,
+                                                 map_encoding=MAP_ENCODING,
+                                                 with_materials=params.execution.publish_materials):
             self._outputs[topic].publish(message)
-            if topic == topics.MATERIALS:
+            if topic == topics.ALBEDO:
                 self.figures.counters["frames_published"] += 1
                 age_ns = self.get_clock().now().nanoseconds - stamp_to_ns(message.header.stamp)
                 self.figures.latency.add(time.monotonic(), age_ns * 1e-9)

@@ -110,6 +110,8 @@ class FusionParams:
 class ExecutionParams:
     queue_size: int = _doc("windows waiting for the inference worker; the newest wins", low=1, high=100)
     publish_cloud_every: int = _doc("publish the fused cloud every n windows", low=1, high=10000)
+    publish_materials: bool = _doc("also publish ~/materials (MaterialMaps: every map once more, raw, with the "
+                                   "window's stamps and camera_info; ~11 MB at 640x480, reliable subscribers only)")
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,17 @@ class PerceptionPipeline:
             self._policies[source] = WindowPolicy(window_config(self.params.window))
         return self._policies[source]
 
+    def update_params(self, params: PerceptionParams) -> None:
+        """Take parameters changed while running (runtime.parameters.LIVE_PARAMETERS).
+
+        Window thresholds, stride and publish, fusion's max_depth and pixel_stride and the cloud
+        cadence are read at every use; held frames stay and the next frame and window use the new values.
+        """
+        self.params = params
+        config = window_config(params.window)
+        for policy in self._policies.values():
+            policy.params = config
+
     def submit(self, frame: Frame) -> Window | None:
         """Offer a frame to its camera's window; returns a window when the network should run."""
         self.counters["frames"] += 1

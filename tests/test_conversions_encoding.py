@@ -7,7 +7,8 @@ import pytest
 
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.encoding import (NORMAL_ERROR_BOUND, UNIT_ERROR_BOUND, decode_normal16, decode_unit16,
-                                                encode_normal16, encode_unit16, normal_map_msg, unit_map_msg)
+                                                encode_normal16, encode_unit16, png_bytes, png_bytes_many,
+                                                png_map_msg)
 from mvinverse_ros.conversions.factory import header_msg
 
 
@@ -36,12 +37,18 @@ def test_compressed_image_cdr_round_trip_and_size(image):
     typestore = typestore_with_project_types()
     factory = RosbagsMessageFactory(typestore)
     header = header_msg(factory, 123, "camera_color_optical_frame")
-    for msg, values in ((unit_map_msg(factory, image, header), image),
-                        (unit_map_msg(factory, image[..., 0], header), image[..., 0])):
+    for msg, values in ((png_map_msg(factory, encode_unit16(image), "rgb16", header), image),
+                        (png_map_msg(factory, encode_unit16(image[..., 0]), "mono16", header), image[..., 0])):
         raw = typestore.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage")
         back = typestore.deserialize_cdr(raw, "sensor_msgs/msg/CompressedImage")
         assert back.format.endswith("png compressed " + back.format.split(";")[0])
         assert np.abs(decode_unit16(back.data.tobytes()) - values).max() <= UNIT_ERROR_BOUND
         assert len(raw) < values.size * 4 / 2  # under half of the 32-bit float Image payload
-    normal = normal_map_msg(factory, np.dstack([np.zeros_like(image[..., :2]), np.ones_like(image[..., 0])]), header)
+    normal = png_map_msg(factory, encode_normal16(np.dstack([np.zeros_like(image[..., :2]),
+                                                             np.ones_like(image[..., 0])])), "rgb16", header)
     assert normal.format == "rgb16; png compressed rgb16"
+
+
+def test_encoding_on_threads_gives_the_same_bytes_in_order(image):
+    pixels = [np.rint(image * 255).astype(np.uint8), np.rint(image[..., 1] * 65535).astype(np.uint16)] * 3
+    assert png_bytes_many(pixels) == [png_bytes(p) for p in pixels]

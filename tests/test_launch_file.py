@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mvinverse_ros import topics
-from mvinverse_ros.params import DEFAULTS_SOURCE, default_params_file, load_params, spec
+from mvinverse_ros.params import DEFAULTS_SOURCE, ParameterError, default_params_file, load_params, spec, to_flat
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = REPO / "launch" / "perception.launch.py"
@@ -51,6 +51,46 @@ def test_topic_arguments_give_parameters_the_schema_accepts(launch_file):
     assert params.inputs.image_topics == ["/cam/color"]
     assert params.inputs.camera_info_topics == ["/cam/info"]
     assert params.inputs.depth_topics == [""]  # 'none': this camera has no depth
+
+
+def test_parameter_arguments_default_to_the_schema_defaults_with_its_choices(launch_file):
+    defaults = to_flat(load_params())
+    for name, parameter in launch_file.PARAMETER_ARGUMENTS.items():
+        default, description = launch_file.ARGUMENTS[name]
+        assert default == str(defaults[parameter]), name
+        assert description.startswith(f"{parameter}: {spec(parameter).description}"), name
+        choices = spec(parameter).choices
+        assert launch_file.argument_choices(name) == (list(choices) if choices else None), name
+    assert launch_file.argument_choices("transport") == ["raw", "compressed"]
+    assert launch_file.argument_choices("image_topic") is None
+
+
+def test_arguments_cover_what_changes_per_robot_or_bag(launch_file):
+    per_robot = {"image_topic", "camera_info_topic", "depth_topic", "transport", "fixed_frame", "checkpoint", "device",
+                 "dtype", "window_size", "use_sim_time", "namespace", "manual_lifecycle", "rviz"}
+    assert per_robot <= set(launch_file.ARGUMENTS)
+
+
+def test_a_realsense_replay_needs_only_arguments(launch_file):
+    values = {"transport": "compressed", "depth_topic": "/camera/aligned_depth_to_color/image_raw",
+              "fixed_frame": "map", "window_size": "6", "dtype": "fp32"}
+    overrides = {**launch_file.topic_overrides(values), **launch_file.parameter_overrides(values)}
+    assert overrides == {"inputs.depth_topics": ["/camera/aligned_depth_to_color/image_raw"],
+                         "inputs.transport": "compressed", "tf.fixed_frame": "map", "window.size": 6}
+    params = load_params(overrides=overrides, override_source="launch arguments")
+    assert params.inputs.image_topics == ["/camera/color/image_raw"]  # subscribed as .../image_raw/compressed
+
+
+def test_parameter_arguments_at_their_default_keep_the_params_file(launch_file):
+    defaults = {name: launch_file.ARGUMENTS[name][0] for name in launch_file.PARAMETER_ARGUMENTS}
+    assert launch_file.parameter_overrides(defaults) == {}
+
+
+def test_a_bad_parameter_argument_is_refused_with_its_name(launch_file):
+    with pytest.raises(ParameterError, match="launch argument window_size"):
+        launch_file.parameter_overrides({"window_size": "40"})
+    with pytest.raises(ParameterError, match="launch argument window_size"):
+        launch_file.parameter_overrides({"window_size": "four"})
 
 
 def test_empty_topic_arguments_keep_the_params_file(launch_file):
@@ -93,7 +133,8 @@ def test_launch_description_declares_the_arguments(launch_file):
     context = LaunchContext()
     for argument in declared:
         default, text = launch_file.ARGUMENTS[argument.name]
-        assert argument.description == text
+        assert argument.description.startswith(text)  # launch appends "Valid choices are: ..."
+        assert argument.choices == launch_file.argument_choices(argument.name)
         if default is not None:  # params_file's default needs the installed package share
             assert perform_substitutions(context, argument.default_value) == default
     assert isinstance(description.entities[-1], actions.OpaqueFunction)

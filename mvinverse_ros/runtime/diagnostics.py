@@ -79,6 +79,49 @@ class RunFigures:
         return values
 
 
+class SilenceWatch:
+    """When to explain that no synchronized frame has arrived: after `patience` seconds of steady time.
+
+    The clock is the caller's steady one (time.monotonic), never ROS time: with use_sim_time ROS time
+    stands still until /clock arrives, then leaps, which would fire a hint at once. The synchronizer
+    also gets `patience` seconds from the first input message before a hint blames pairing, so the
+    first messages of a replay never trigger one.
+
+    Args:
+        patience: seconds of silence before a hint.
+    """
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self._since: float | None = None
+        self._first_message: float | None = None
+        self._paired = False
+
+    def start(self, now: float) -> None:
+        """The node began listening (activation): forget earlier input."""
+        self._since, self._first_message, self._paired = now, None, False
+
+    def stop(self) -> None:
+        """The node stopped listening: no hint until the next `start`."""
+        self._since = None
+
+    def message(self, now: float) -> None:
+        """Note that input arrived, on any subscribed topic."""
+        if self._first_message is None:
+            self._first_message = now
+
+    def frame(self) -> None:
+        """A synchronized frame arrived: input works, no hint any more."""
+        self._paired = True
+
+    def due(self, now: float) -> bool:
+        """Whether a hint is due: listening for `patience` s and, if messages came, `patience` s since the first."""
+        if self._since is None or self._paired:
+            return False
+        waited_from = self._since if self._first_message is None else self._first_message
+        return now - waited_from >= self.patience
+
+
 @dataclass(frozen=True)
 class TopicActivity:
     """What the ROS graph says about one subscribed topic.
