@@ -15,6 +15,17 @@ from mvinverse_ros.types import MAP_NAMES, MaterialMaps
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """Inverse sRGB transfer function: encoded values in [0, 1] to linear light."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """sRGB transfer function on values clipped to [0, 1]."""
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+
+
 def unit_to_uint8(values: np.ndarray) -> np.ndarray:
     """Values in [0, 1] (any shape) -> uint8 0..255, clipped and rounded."""
     return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -100,12 +100,12 @@ def _paint(text: str, spec: str) -> dict:
         if np.any(colour < 0) or np.any(colour > 1):
             raise ParameterError(f"--edit {spec!r}: colour must lie in [0, 1], got {text!r}")
         return {"colour": colour}
-    from mvinverse_ros.datasets.synthetic import _srgb_to_linear
+    from mvinverse_ros.visualize import srgb_to_linear
 
     image = cv2.imread(text, cv2.IMREAD_COLOR)
     if image is None:
         raise ParameterError(f"--edit {spec!r}: {text!r} is neither R,G,B nor a readable image")
-    return {"texture": _srgb_to_linear(cv2.cvtColor(image, cv2.COLOR_BGR2RGB) / 255.0).astype(np.float32)}
+    return {"texture": srgb_to_linear(cv2.cvtColor(image, cv2.COLOR_BGR2RGB) / 255.0).astype(np.float32)}
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def resolve_edits(specs: list[EditSpec], bag: Path, params) -> list:
 
 def to_rgb8(linear: np.ndarray) -> np.ndarray:
     """Linear radiance to displayable sRGB uint8 (clipped at 1)."""
-    from mvinverse_ros.datasets.synthetic import linear_to_srgb
+    from mvinverse_ros.visualize import linear_to_srgb
 
     return np.rint(linear_to_srgb(linear) * 255.0).astype(np.uint8)
 

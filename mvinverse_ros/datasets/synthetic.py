@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mvinverse_ros.visualize import linear_to_srgb, srgb_to_linear
+
 # JIT variant: the Python ground-truth integrator needs one, and its path tracer measured ~2x faster
 # than scalar_rgb here (4 views, 112x84, 32 spp: 0.5-0.7 s vs 1.0-1.3 s).
 MITSUBA_VARIANT = "llvm_ad_rgb"
@@ -59,23 +61,13 @@ class RenderSettings:
 # ---------------------------------------------------------------- random scene description
 
 
-def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """sRGB transfer function on values clipped to [0, 1]."""
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
-
-
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
     """A linear base colour drawn in a perceptual (HSV-like sRGB) space."""
     hue = rng.uniform(0, 1)
     sat = rng.uniform(0.0, 0.9)
     val = rng.uniform(0.15, 0.95)
     rgb = np.array([abs(((hue * 6 + k) % 6) - 3) - 1 for k in (0, 4, 2)]).clip(0, 1)
-    return _srgb_to_linear(val * (1 - sat + sat * rgb))
+    return srgb_to_linear(val * (1 - sat + sat * rgb))
 
 
 def _random_texture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
