@@ -31,7 +31,7 @@ from mvinverse_ros.engine.contract import WindowEngine
 from mvinverse_ros.engine.windowing import WindowConfig, WindowPolicy
 from mvinverse_ros.geometry.fusion import VoxelMap, missing_fusion_inputs, surface_points
 from mvinverse_ros.params import ModelParams, PerceptionParams, WindowParams
-from mvinverse_ros.types import Frame, MaterialCloud, MaterialMaps, Window, WindowResult
+from mvinverse_ros.types import MAP_NAMES, Frame, MaterialCloud, MaterialMaps, Window, WindowResult
 
 if TYPE_CHECKING:
     from mvinverse_ros.engine.streaming import StreamingEngine
@@ -47,7 +47,7 @@ def finite_maps(result: WindowResult) -> tuple[WindowResult, int]:
     Such maps (e.g. from broken weights) are neither published nor fused, so they cannot poison the map.
     """
     keep = [k for k, maps in enumerate(result.maps)
-            if all(np.isfinite(getattr(maps, f.name)).all() for f in dataclasses.fields(MaterialMaps))]
+            if all(np.isfinite(getattr(maps, name)).all() for name in MAP_NAMES)]
     if len(keep) == len(result.maps):
         return result, 0
     window = dataclasses.replace(result.window, publish=tuple(result.window.publish[k] for k in keep))

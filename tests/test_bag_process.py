@@ -293,3 +293,11 @@ def test_default_bag_is_compact_and_its_maps_decode_within_the_stated_bounds(pro
     assert size(work / "out_compact") < 0.25 * size(raw_out)
     assert main(["bag", "compare", str(raw_out), str(raw_out)]) == 0
     assert main(["bag", "compare", str(raw_out), str(work / "out_compact")]) == 1
+
+
+def test_no_depth_topics_at_all_gives_maps_without_a_cloud(input_bags, engine, work):
+    """`inputs.depth_topics: []` is valid for the node and the bag path alike: maps for every frame, nothing fused."""
+    params = load_params(None, {**FAST, "inputs.depth_topics": "[]"})
+    summary = BagProcessor(params, engine).run(input_bags["mcap"], work / "out_no_depth", progress=False)
+    assert (summary.frames, summary.published, summary.fused) == (FRAMES, FRAMES, 0)
+    assert summary.skips["unfused_no_depth"] == FRAMES

@@ -20,7 +20,7 @@ from mvinverse_ros.bag.tf import buffer_from_bag
 from mvinverse_ros.params import PerceptionParams
 from mvinverse_ros.conversions.frames import frame_from_messages
 from mvinverse_ros.geometry.transforms import TransformError
-from mvinverse_ros.types import Frame
+from mvinverse_ros.types import NS_PER_SECOND, Frame
 
 LOG = logging.getLogger(__name__)
 
@@ -50,20 +50,17 @@ class CameraStreams:
 def camera_streams(params: PerceptionParams, bag_topics: dict[str, str]) -> list[CameraStreams]:
     """One CameraStreams per entry of `inputs.cameras`, checked against the bag's topics.
 
+    The list lengths and the transport were checked when the parameters were built (params.py);
+    `inputs.depth_topics: []` means no depth for any camera, as in the node.
+
     Raises:
-        BagError: list parameters of different lengths, or an image / camera_info topic the bag lacks.
+        BagError: an image / camera_info topic the bag lacks.
     """
     inputs = params.inputs
-    lists = {"inputs.image_topics": inputs.image_topics, "inputs.camera_info_topics": inputs.camera_info_topics,
-             "inputs.depth_topics": inputs.depth_topics}
-    for name, values in lists.items():
-        if len(values) != len(inputs.cameras):
-            raise BagError(f"{name} has {len(values)} entries but inputs.cameras has {len(inputs.cameras)}")
-    if inputs.transport not in ("raw", "compressed"):
-        raise BagError(f"inputs.transport must be raw or compressed, got {inputs.transport!r}")
+    depth_topics = inputs.depth_topics or [""] * len(inputs.cameras)
     streams = []
     for camera, image, info, depth in zip(inputs.cameras, inputs.image_topics, inputs.camera_info_topics,
-                                          inputs.depth_topics):
+                                          depth_topics, strict=True):
         image = topics.compressed(image) if inputs.transport == "compressed" else image
         for topic in (image, info):
             if topic not in bag_topics:
@@ -75,7 +72,7 @@ def camera_streams(params: PerceptionParams, bag_topics: dict[str, str]) -> list
             LOG.warning("camera %r: depth topic %s is not in the bag; no cloud from this camera", camera, depth)
             depth = ""
         names = (IMAGE_STREAM, INFO_STREAM) + ((DEPTH_STREAM,) if depth else ())
-        sync = ApproximateSynchronizer(names, inputs.sync_queue_size, round(inputs.sync_slop * 1e9))
+        sync = ApproximateSynchronizer(names, inputs.sync_queue_size, round(inputs.sync_slop * NS_PER_SECOND))
         streams.append(CameraStreams(camera, image, info, depth or None, sync,
                                      STREAM_TYPES[IMAGE_STREAM][inputs.transport]))
     return streams

@@ -30,6 +30,7 @@ from mvinverse_ros.conversions.factory import header_msg
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import compressed_image_msg, depth_image_msg, rgb_image_msg
 from mvinverse_ros.geometry.transforms import invert
+from mvinverse_ros.types import NS_PER_SECOND
 
 ODOM_FRAME = "odom"
 BODY_FRAME = "camera_link"
@@ -127,7 +128,7 @@ def import_rgbd(folder: str | Path, out: str | Path, fps: float = 10.0, compress
         while pending is not None:
             skipped += not _write_sample(bag, factory, sequence, pending, compressed)
             pending = next(samples, None)
-    duration = (sequence.samples[-1].stamp_ns - start_ns) / 1e9
+    duration = (sequence.samples[-1].stamp_ns - start_ns) / NS_PER_SECOND
     return ImportSummary(fmt, len(sequence.samples) - skipped, len(sequence.poses), duration, out, skipped)
 
 

@@ -49,7 +49,7 @@ from mvinverse_ros.conversions.outputs import cloud_output_msg, window_output_ms
 from mvinverse_ros.params import PerceptionParams
 from mvinverse_ros.pipeline import PerceptionPipeline
 from mvinverse_ros.runtime.time_jumps import BackwardsStamps
-from mvinverse_ros.types import Frame, MaterialCloud, MaterialMaps, WindowResult
+from mvinverse_ros.types import NS_PER_SECOND, Frame, MaterialCloud, MaterialMaps, WindowResult
 from mvinverse_ros.visualize import contact_sheet, tile_height
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class SheetSampler:
             self._first_stamp_ns = frame.stamp_ns
         if self._seen % self._every == 0:
             small = MaterialMaps(*(self._thumb(getattr(maps, f.name)) for f in dataclasses.fields(MaterialMaps)))
-            label = f"{frame.source} +{(frame.stamp_ns - self._first_stamp_ns) / 1e9:.2f}s"
+            label = f"{frame.source} +{(frame.stamp_ns - self._first_stamp_ns) / NS_PER_SECOND:.2f}s"
             self._kept.append((label, self._thumb(frame.image), small))
             if len(self._kept) >= 2 * self.rows:
                 self._kept, self._every = self._kept[::2], self._every * 2
@@ -334,6 +334,6 @@ class BagProcessor:
                 raise BagError(f"Could not write contact sheet {sheet_path}")
             summary.sheet_path = Path(sheet_path)
         if first_stamp is not None:
-            summary.bag_seconds = (last_stamp - first_stamp) / 1e9
+            summary.bag_seconds = (last_stamp - first_stamp) / NS_PER_SECOND
         summary.wall_seconds = time.perf_counter() - started
         return summary

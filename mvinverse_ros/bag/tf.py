@@ -15,6 +15,7 @@ from mvinverse_ros.bag.errors import BagError
 from mvinverse_ros.bag.reader import BagReader
 from mvinverse_ros.conversions.factory import MessageFactory, header_msg, stamp_to_ns
 from mvinverse_ros.geometry.transforms import TransformBuffer, translation_quaternion_from_matrix
+from mvinverse_ros.types import NS_PER_SECOND
 from mvinverse_ros import topics
 
 LOG = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def buffer_from_bag(bag: BagReader) -> tuple[TransformBuffer, int]:
     Damaged storage ends the tf read with what came before it (a warning); the frame pass that
     follows meets the same damage and reports it.
     """
-    span_s = bag.duration_ns / 1e9
+    span_s = bag.duration_ns / NS_PER_SECOND
     buffer = TransformBuffer(cache_seconds=span_s + 1.0)
     rejected = 0
     try:

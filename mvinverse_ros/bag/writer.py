@@ -84,6 +84,8 @@ class BagWriter:
             writer.abort()
             if exc_type is None:
                 raise BagError(f"Could not finish bag {self.path}: {err}") from err
+            return
+        _flushed_marker(self.path / f"{self.path.name}.mcap").unlink(missing_ok=True)  # complete: nothing to recover
 
     def _connection(self, topic: str, msgtype: str, latched: bool):
         connection = self._connections.get(topic)
@@ -126,8 +128,18 @@ class BagWriter:
             if storage.chunk.bio.tell():
                 storage.close_chunk()
             storage.bio.flush()
+            # rosbags also closes a chunk on its own at 1 MiB, so the file can end in part of the next
+            # window; the flushed length marks where the last whole window ends.
+            marker = _flushed_marker(storage.path)
+            marker.with_suffix(".tmp").write_text(str(storage.bio.tell()))
+            marker.with_suffix(".tmp").replace(marker)
         else:
             storage.conn.commit()
+
+
+def _flushed_marker(mcap: Path) -> Path:
+    """The file beside an MCAP being written that holds its length at the last `flush`."""
+    return mcap.with_name(mcap.name + ".flushed")
 
 
 _MCAP_MAGIC = b"\x89MCAP0\r\n"
@@ -157,7 +169,9 @@ def _mcap_messages(path: Path, scratch: Path):
     A footer whose summary offset is 0 makes rosbags scan the data section record by record.
     """
     fixed = scratch / "recovered.mcap"
-    end = _complete_mcap_prefix(path)
+    marker = _flushed_marker(path)
+    flushed = int(marker.read_text()) if marker.exists() else len(_MCAP_MAGIC)
+    end = min(_complete_mcap_prefix(path), flushed)
     with path.open("rb") as source, fixed.open("wb") as target:
         while end - target.tell() > 0:
             block = source.read(min(1 << 24, end - target.tell()))
