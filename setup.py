@@ -37,7 +37,8 @@ setup(
         "opencv-python-headless>=4.8",
         "scipy>=1.10",
         "pyyaml>=6",
-        "rosbags>=0.10",
+        "rosbags>=0.11.7",
+        "rosbags-image>=0.10",  # offline Image / CompressedImage decoding (cv_bridge does it in the node)
         "safetensors>=0.4",
         "huggingface_hub>=0.20",
         "tqdm>=4.60",

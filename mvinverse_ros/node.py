@@ -48,6 +48,7 @@ from mvinverse_ros.params import (
     read_params_file, to_flat,
 )
 from mvinverse_ros.pipeline import PerceptionPipeline
+from mvinverse_ros.ros.images import CvBridgeImageDecoder
 from mvinverse_ros.ros.messages import RclpyMessageFactory
 from mvinverse_ros.runtime.diagnostics import RunFigures, SilenceWatch, TopicActivity, health, silence_hint
 from mvinverse_ros.runtime.parameters import LIVE_PARAMETERS, decide_change
@@ -140,12 +141,14 @@ class PerceptionNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._declare_parameters()
         self.factory = RclpyMessageFactory()
+        self.decoder = CvBridgeImageDecoder(self.factory)
         self.params: PerceptionParams | None = None
         self.pipeline: PerceptionPipeline | None = None
         self.figures = RunFigures()
         self.worker: Worker[Window] = Worker(self._run_window, self._window_failed, name="mvinverse-worker")
         self._outputs: dict[str, Any] = {}
-        self._services: list[Any] = []
+        # Not `_services`: that is rclpy.Node's own list, which the executor serves (parameter and lifecycle services).
+        self._map_services: list[Any] = []
         self._filters: list[Any] = []
         self._synchronizers: list[Any] = []
         self._topic_counts: Counter[str] = Counter()
@@ -231,7 +234,7 @@ class PerceptionNode(LifecycleNode):
                 continue
             cls = self.factory.message_class(topics.output_type(name))
             self._outputs[name] = self.create_lifecycle_publisher(cls, _node_relative(name), 5)
-        self._services = [
+        self._map_services = [
             self.create_service(QueryMaterials, "~/query_materials", self._query_materials),
             self.create_service(Trigger, "~/clear_map", self._clear_map),
             self.create_service(Trigger, "~/save_map", self._save_map),
@@ -282,9 +285,9 @@ class PerceptionNode(LifecycleNode):
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self._outputs.clear()
-        for service in self._services:
+        for service in self._map_services:
             self.destroy_service(service)
-        self._services.clear()
+        self._map_services.clear()
         if self._tf_listener is not None:
             self._tf_listener.unregister()
         self._tf_listener = self._tf_buffer = None
@@ -412,7 +415,7 @@ class PerceptionNode(LifecycleNode):
         self.figures.counters["frames_in"] += 1
         self.figures.inputs.add(time.monotonic())
         self._silence.frame()
-        frame, reasons = frame_from_messages(image, camera_info, depth, camera, self._lookup_pose,
+        frame, reasons = frame_from_messages(image, camera_info, depth, camera, self._lookup_pose, self.decoder,
                                              max_pixels=self.params.inputs.max_pixels)
         self.figures.counters.update(reasons)
         if NO_TRANSFORM in reasons:

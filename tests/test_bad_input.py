@@ -23,6 +23,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from mvinverse_ros import topics
 from mvinverse_ros.pipeline import finite_maps
+from mvinverse_ros.bag.images import RosbagsImageDecoder
 from mvinverse_ros.bag.importer import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, import_rgbd
 from mvinverse_ros.bag.reader import BagReader
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
@@ -179,10 +180,10 @@ def test_the_node_path_counts_the_same_damage(sevenscenes_dir):
              ((image, nan_k, depth), [BAD_CAMERA_INFO]), ((image, inf_f, depth), [BAD_CAMERA_INFO]),
              ((bomb, info, depth), [BAD_IMAGE])]
     for messages, expected in cases:
-        frame, reasons = frame_from_messages(*messages, "camera", None, max_pixels=50_000_000)
+        frame, reasons = frame_from_messages(*messages, "camera", None, RosbagsImageDecoder(), max_pixels=50_000_000)
         assert reasons == expected
         assert (frame is None) == (BAD_IMAGE in expected)
-    over = frame_from_messages(image, info, depth, "camera", None, max_pixels=640 * 480 - 1)
+    over = frame_from_messages(image, info, depth, "camera", None, RosbagsImageDecoder(), max_pixels=640 * 480 - 1)
     assert over == (None, [BAD_IMAGE])
 
 

@@ -178,7 +178,7 @@ def corrupt_copy(source: Path, target: Path) -> None:
             if m.topic == COLOR_TOPIC and frame == 1:
                 raw = raw[: len(raw) // 2]
             elif m.topic == COLOR_TOPIC and frame == 2:
-                m.message.encoding = "yuv422"
+                m.message.encoding = "8UC3"  # generic: no channel order, not colour
                 raw = typestore.serialize_cdr(m.message, m.msgtype)
             elif m.topic == DEPTH_TOPIC and frame == 3:
                 m.message.data = m.message.data[: m.message.data.size // 2]

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import array
+import struct
+import zlib
 
 import cv2
 import numpy as np
 import pytest
 
 from mvinverse_ros.conversions import ConversionError, header_msg
+from mvinverse_ros.bag.images import RosbagsImageDecoder
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import (
     compressed_image_msg,
-    compressed_to_rgb,
+    depth_from_msg,
     depth_image_msg,
-    depth_to_metres,
     float_image_msg,
     float_image_to_array,
     image_to_rgb,
@@ -23,6 +25,7 @@ from mvinverse_ros.conversions.images import (
 
 STORE = typestore_with_project_types("humble")
 FACTORY = RosbagsMessageFactory(STORE)
+DECODER = RosbagsImageDecoder(FACTORY)
 
 
 def cdr_round_trip(msg):
@@ -44,6 +47,10 @@ def raw_image(pixels: np.ndarray, encoding: str, padding: int = 0, big_endian: b
                        is_bigendian=int(big_endian), step=rows.shape[1] + padding, data=data)
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 @pytest.fixture(scope="module")
 def kitchen_rgb(sevenscenes_dir) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(sevenscenes_dir / "frame-000000.color.jpg")), cv2.COLOR_BGR2RGB)
@@ -59,7 +66,7 @@ def test_colour_encodings_to_rgb(kitchen_rgb, encoding, padding):
               "bgra8": np.concatenate([rgb[..., ::-1], alpha], axis=2), "mono8": grey}[encoding]
     msg = cdr_round_trip(raw_image(np.ascontiguousarray(pixels), encoding, padding))
     expected = np.repeat(grey[..., None], 3, axis=2) if encoding == "mono8" else rgb
-    out = image_to_rgb(msg)
+    out = rgb_from_msg(msg, DECODER)
     assert out.dtype == np.uint8 and out.shape == rgb.shape
     np.testing.assert_array_equal(out, expected)
 
@@ -69,7 +76,7 @@ def test_rclpy_payload_types_read_the_same(kitchen_rgb):
     msg = raw_image(kitchen_rgb[:10, :10].copy(), "rgb8", padding=2)
     for data in (array.array("B", msg.data.tobytes()), msg.data.tobytes()):
         msg.data = data
-        np.testing.assert_array_equal(image_to_rgb(msg), kitchen_rgb[:10, :10])
+        np.testing.assert_array_equal(rgb_from_msg(msg, DECODER), kitchen_rgb[:10, :10])
 
 
 def test_rgb_image_msg_round_trip(kitchen_rgb):
@@ -82,16 +89,18 @@ def test_rgb_image_msg_round_trip(kitchen_rgb):
 
 
 def test_bad_images_name_the_problem(kitchen_rgb):
-    with pytest.raises(ConversionError, match="'yuv422'"):
-        image_to_rgb(raw_image(kitchen_rgb[:4, :4, :2].copy(), "yuv422"))
+    with pytest.raises(ConversionError, match="'8UC2'"):
+        rgb_from_msg(raw_image(kitchen_rgb[:4, :4, :2].copy(), "8UC2"), DECODER)
     short = raw_image(kitchen_rgb[:4, :4].copy(), "rgb8")
     short.data = short.data[:-1]
     with pytest.raises(ConversionError, match="needs 48 bytes of data, got 47"):
-        image_to_rgb(short)
+        rgb_from_msg(short, DECODER)
     narrow = raw_image(kitchen_rgb[:4, :4].copy(), "rgb8")
     narrow.step = 10
     with pytest.raises(ConversionError, match="step 10 < 12"):
-        image_to_rgb(narrow)
+        rgb_from_msg(narrow, DECODER)
+    with pytest.raises(ConversionError, match="not packed little-endian"):
+        image_to_rgb(raw_image(kitchen_rgb[:4, :4].copy(), "rgb8", padding=1))
     with pytest.raises(ConversionError, match="HxWx3"):
         rgb_image_msg(FACTORY, kitchen_rgb[..., 0], header())
 
@@ -99,23 +108,26 @@ def test_bad_images_name_the_problem(kitchen_rgb):
 def test_real_jpeg_compressed_image(sevenscenes_dir, kitchen_rgb):
     jpeg = (sevenscenes_dir / "frame-000000.color.jpg").read_bytes()
     msg = cdr_round_trip(compressed_image_msg(FACTORY, jpeg, "rgb8; jpeg compressed bgr8", header()))
-    np.testing.assert_array_equal(compressed_to_rgb(msg), kitchen_rgb)
-    np.testing.assert_array_equal(rgb_from_msg(msg), kitchen_rgb)
+    np.testing.assert_array_equal(rgb_from_msg(msg, DECODER), kitchen_rgb)
 
 
 def test_png_compressed_image_is_lossless(kitchen_rgb):
     ok, png = cv2.imencode(".png", cv2.cvtColor(kitchen_rgb, cv2.COLOR_RGB2BGR))
     assert ok
     msg = cdr_round_trip(compressed_image_msg(FACTORY, png.tobytes(), "png", header()))
-    np.testing.assert_array_equal(compressed_to_rgb(msg), kitchen_rgb)
+    np.testing.assert_array_equal(rgb_from_msg(msg, DECODER), kitchen_rgb)
 
 
 def test_undecodable_compressed_image(sevenscenes_dir):
     jpeg = (sevenscenes_dir / "frame-000000.color.jpg").read_bytes()
     with pytest.raises(ConversionError, match=r"format 'jpeg', 100 bytes"):
-        compressed_to_rgb(compressed_image_msg(FACTORY, b"\x00" * 100, "jpeg", header()))
+        rgb_from_msg(compressed_image_msg(FACTORY, b"\x00" * 100, "jpeg", header()), DECODER)
     with pytest.raises(ConversionError, match="0 bytes"):
-        compressed_to_rgb(compressed_image_msg(FACTORY, jpeg[:0], "jpeg", header()))
+        rgb_from_msg(compressed_image_msg(FACTORY, jpeg[:0], "jpeg", header()), DECODER)
+    ok, png = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
+    broken = png.tobytes()[:33] + png_chunk(b"IDAT", b"\xff" * 20) + png_chunk(b"IEND", b"")  # header, bad data
+    with pytest.raises(ConversionError, match="OpenCV could not decode"):
+        rgb_from_msg(compressed_image_msg(FACTORY, broken, "png", header()), DECODER)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +140,7 @@ def kitchen_millimetres(sevenscenes_dir) -> np.ndarray:
 @pytest.mark.parametrize("padding, big_endian", [(0, False), (6, False), (0, True)])
 def test_real_16uc1_depth_is_metres_with_nan_holes(kitchen_millimetres, padding, big_endian):
     msg = cdr_round_trip(raw_image(kitchen_millimetres, "16UC1", padding, big_endian))
-    depth = depth_to_metres(msg)
+    depth = depth_from_msg(msg, DECODER)
     assert depth.dtype == np.float32 and depth.shape == (480, 640)
     holes = kitchen_millimetres == 0
     np.testing.assert_array_equal(np.isnan(depth), holes)
@@ -141,7 +153,7 @@ def test_depth_msgs_written_back(kitchen_millimetres):
     assert as_mm.encoding == "16UC1"
     np.testing.assert_array_equal(as_mm.data.view("<u2").reshape(480, 640), kitchen_millimetres)
     as_m = cdr_round_trip(depth_image_msg(FACTORY, depth, header(), encoding="32FC1"))
-    np.testing.assert_array_equal(depth_to_metres(as_m), depth)
+    np.testing.assert_array_equal(depth_from_msg(as_m, DECODER), depth)
     with pytest.raises(ConversionError, match="65.535"):
         depth_image_msg(FACTORY, depth + 100.0, header())
 
@@ -149,10 +161,10 @@ def test_depth_msgs_written_back(kitchen_millimetres):
 def test_32fc1_depth_invalid_values_follow_rep118():
     values = np.array([[1.5, np.nan, np.inf], [-np.inf, 0.0, -2.0]], dtype=np.float32)
     for big_endian in (False, True):
-        depth = depth_to_metres(cdr_round_trip(raw_image(values, "32FC1", padding=4, big_endian=big_endian)))
+        depth = depth_from_msg(cdr_round_trip(raw_image(values, "32FC1", padding=4, big_endian=big_endian)), DECODER)
         np.testing.assert_array_equal(depth, [[1.5, np.nan, np.nan], [np.nan, np.nan, np.nan]])
     with pytest.raises(ConversionError, match="'mono16'"):
-        depth_to_metres(raw_image(np.zeros((2, 2), np.uint16), "mono16"))
+        depth_from_msg(raw_image(np.zeros((2, 2), np.uint16), "mono16"), DECODER)
 
 
 def test_float_maps_round_trip_exactly():

@@ -10,13 +10,14 @@ import yaml
 
 from mvinverse_ros import topics
 from mvinverse_ros.bag import BagError
+from mvinverse_ros.bag.images import RosbagsImageDecoder
 from mvinverse_ros.bag.importer import (BODY_FRAME, CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, ODOM_FRAME,
                                         OPTICAL_FRAME, T_LINK_OPTICAL, import_rgbd)
 from mvinverse_ros.bag.reader import BagReader
 from mvinverse_ros.bag.tf import buffer_from_bag
 from mvinverse_ros.conversions.camera_info import camera_model_from_msg
 from mvinverse_ros.conversions.factory import stamp_to_ns
-from mvinverse_ros.conversions.images import depth_to_metres, rgb_from_msg
+from mvinverse_ros.conversions.images import depth_from_msg, rgb_from_msg
 from mvinverse_ros.geometry.transforms import translation_quaternion_from_matrix
 
 FRAMES = 5
@@ -90,9 +91,9 @@ def test_topics_encodings_and_latched_tf_static(sevenscenes_bag, sevenscenes_dir
     assert first[COLOR_TOPIC].encoding == "rgb8" and first[DEPTH_TOPIC].encoding == "16UC1"
     assert {m.header.frame_id for m in first.values()} == {OPTICAL_FRAME}
     expected_rgb = cv2.cvtColor(cv2.imread(str(folder / "frame-000000.color.jpg")), cv2.COLOR_BGR2RGB)
-    np.testing.assert_array_equal(rgb_from_msg(first[COLOR_TOPIC]), expected_rgb)
+    np.testing.assert_array_equal(rgb_from_msg(first[COLOR_TOPIC], RosbagsImageDecoder()), expected_rgb)
     depth_mm = cv2.imread(str(folder / "frame-000000.depth.png"), cv2.IMREAD_UNCHANGED)
-    depth = depth_to_metres(first[DEPTH_TOPIC])
+    depth = depth_from_msg(first[DEPTH_TOPIC], RosbagsImageDecoder())
     np.testing.assert_array_equal(np.isnan(depth), depth_mm == 0)
     np.testing.assert_allclose(depth[depth_mm > 0], depth_mm[depth_mm > 0] / 1000.0, rtol=1e-6)
     camera = camera_model_from_msg(first[CAMERA_INFO_TOPIC])
@@ -146,7 +147,8 @@ def test_tum_layout_keeps_its_stamps_and_depth_scale(sevenscenes_bag, tmp_path):
     assert stamp_to_ns(images[1].header.stamp) == 1305031102_208637_000  # rgb.txt's 1305031102.208637
     np.testing.assert_allclose(camera_model_from_msg(info).K[0, 0], 517.3)  # freiburg1 calibration
     depth_mm = cv2.imread(str(folder / "frame-000000.depth.png"), cv2.IMREAD_UNCHANGED)
-    np.testing.assert_allclose(depth_to_metres(depths[0])[depth_mm > 0], depth_mm[depth_mm > 0] / 1000.0, atol=1e-6)
+    np.testing.assert_allclose(depth_from_msg(depths[0], RosbagsImageDecoder())[depth_mm > 0],
+                               depth_mm[depth_mm > 0] / 1000.0, atol=1e-6)
     for image, pose in zip(images, poses):
         np.testing.assert_allclose(buffer.lookup(ODOM_FRAME, OPTICAL_FRAME, stamp_to_ns(image.header.stamp)),
                                    rigid(pose), atol=1e-7)

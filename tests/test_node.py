@@ -161,6 +161,19 @@ def test_map_services_answer_from_the_fused_map(graph, tmp_path):
     assert cleared.success and len(node.pipeline.cloud()) == 0
 
 
+def test_parameter_and_lifecycle_services_answer_other_nodes(graph):
+    """What `ros2 param set` and `ros2 lifecycle get` call: the node's own services, served while it runs."""
+    from lifecycle_msgs.srv import GetState
+    from rcl_interfaces.srv import SetParameters
+
+    _, _, listener = graph
+    state = _call(listener, listener.create_client(GetState, "/mvinverse/get_state"), GetState.Request())
+    assert state.current_state.label == "active"
+    request = SetParameters.Request(parameters=[Parameter("window.size", value=8).to_parameter_msg()])
+    result = _call(listener, listener.create_client(SetParameters, "/mvinverse/set_parameters"), request).results[0]
+    assert not result.successful and result.reason.startswith("window.size is read on configure")
+
+
 def test_out_of_range_parameters_are_refused_by_ros(graph):
     node, _, _ = graph
     refused = node.set_parameters([Parameter("window.size", value=99)])[0]

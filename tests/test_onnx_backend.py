@@ -18,7 +18,7 @@ pytest.importorskip("onnxscript")
 from mvinverse_ros import topics  # noqa: E402
 from mvinverse_ros.bag.importer import import_rgbd  # noqa: E402
 from mvinverse_ros.cli import main  # noqa: E402
-from mvinverse_ros.conversions.images import float_image_to_array, rgb_from_msg  # noqa: E402
+from mvinverse_ros.conversions.images import float_image_to_array, image_to_rgb  # noqa: E402
 from mvinverse_ros.engine.export import ExportError, file_sha256  # noqa: E402
 from mvinverse_ros.engine.windowing import WindowPolicy  # noqa: E402
 from mvinverse_ros.model.checkpoint import DEFAULT_WEIGHTS  # noqa: E402
@@ -94,7 +94,7 @@ def test_bag_process_with_the_onnxruntime_backend_matches_torch(onnx_dir, sevens
         assert max(np.abs(float_image_to_array(a.message) - float_image_to_array(b.message)).max()
                    for a, b in pairs) <= TOLERANCE
     albedo = zip(outputs["torch"][topics.ALBEDO], outputs["onnxruntime"][topics.ALBEDO], strict=True)
-    assert max(np.abs(rgb_from_msg(a.message).astype(int) - rgb_from_msg(b.message).astype(int)).max()
+    assert max(np.abs(image_to_rgb(a.message).astype(int) - image_to_rgb(b.message).astype(int)).max()
                for a, b in albedo) <= 1  # rgb8: a 1e-4 difference may cross a rounding edge
 
 

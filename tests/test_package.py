@@ -32,6 +32,7 @@ ROSDEP_KEYS = {
     "rosbags": "python3-rosbags-pip",
     "huggingface_hub": "python3-huggingface-hub-pip",
     "rclpy": "rclpy",
+    "cv_bridge": "cv_bridge",
     "rcl_interfaces": "rcl_interfaces",
     "message_filters": "message_filters",
     "tf2_ros": "tf2_ros_py",

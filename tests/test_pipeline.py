@@ -9,6 +9,7 @@ import pytest
 
 from mvinverse_ros.conversions.camera_info import camera_info_msg
 from mvinverse_ros.conversions.factory import header_msg
+from mvinverse_ros.bag.images import RosbagsImageDecoder
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.images import depth_image_msg, rgb_image_msg
 from mvinverse_ros.pipeline import engine_from_params
@@ -25,6 +26,7 @@ FAST = {"model.preset": "tiny", "model.long_side": "112", "model.device": "cpu",
         "window.stride": "1", "window.min_translation": "0", "window.min_rotation_deg": "0",
         "window.min_interval": "0", "fusion.pixel_stride": "2", "execution.publish_cloud_every": "2"}
 FACTORY = RosbagsMessageFactory(typestore_with_project_types())
+DECODER = RosbagsImageDecoder(FACTORY)
 
 
 def load_frames(folder: Path, count: int, source: str = "camera", with_depth: bool = True) -> list[Frame]:
@@ -87,7 +89,7 @@ def test_frame_from_real_messages(sevenscenes_dir):
     frame = load_frames(sevenscenes_dir, 1)[0]
     image, info, depth = messages(frame.image, frame.depth, frame.camera)
     pose = np.eye(4)
-    built, reasons = frame_from_messages(image, info, depth, "camera", lambda frame_id, stamp: pose)
+    built, reasons = frame_from_messages(image, info, depth, "camera", lambda frame_id, stamp: pose, DECODER)
     # SIZE-downscaled colour, 640x480 calibration and depth: used, and named
     assert reasons == [RESIZED_CAMERA_INFO, RESIZED_DEPTH]
     np.testing.assert_array_equal(built.image, frame.image)
@@ -104,19 +106,19 @@ def test_frame_from_messages_drops_only_what_is_broken(sevenscenes_dir):
     def no_tf(frame_id, stamp):
         raise ExtrapolationError("no tf yet")
 
-    built, reasons = frame_from_messages(image, info, depth, "camera", no_tf)
+    built, reasons = frame_from_messages(image, info, depth, "camera", no_tf, DECODER)
     assert reasons == [RESIZED_CAMERA_INFO, RESIZED_DEPTH, NO_TRANSFORM]
     assert built.camera_to_fixed is None and built.depth is not None
 
     _, _, squashed = messages(frame.image, frame.depth[:, :100], frame.camera)  # not registered to the image
-    built, reasons = frame_from_messages(image, info, squashed, "camera", None)
+    built, reasons = frame_from_messages(image, info, squashed, "camera", None, DECODER)
     assert reasons == [RESIZED_CAMERA_INFO, BAD_DEPTH] and built.depth is None and built.camera is not None
 
     uncalibrated = CameraModel(640, 480, np.zeros((3, 3)))
     _, bad_info, _ = messages(frame.image, None, uncalibrated)
-    built, reasons = frame_from_messages(image, bad_info, depth, "camera", None)
+    built, reasons = frame_from_messages(image, bad_info, depth, "camera", None, DECODER)
     assert reasons == [BAD_CAMERA_INFO, RESIZED_DEPTH] and built.camera is None and built.depth is not None
 
-    image.encoding = "yuv422"
-    built, reasons = frame_from_messages(image, info, depth, "camera", None)
+    image.encoding = "8UC3"  # generic: no channel order, so not taken as colour
+    built, reasons = frame_from_messages(image, info, depth, "camera", None, DECODER)
     assert built is None and reasons == [BAD_IMAGE]

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mvinverse_ros.bag.images import RosbagsImageDecoder
 from mvinverse_ros.bag.typestore import RosbagsMessageFactory, typestore_with_project_types
 from mvinverse_ros.conversions.camera_info import camera_info_msg
 from mvinverse_ros.conversions.factory import header_msg
@@ -20,6 +21,7 @@ from mvinverse_ros.geometry.camera import camera_for_image
 from mvinverse_ros.types import CameraModel
 
 FACTORY = RosbagsMessageFactory(typestore_with_project_types())
+DECODER = RosbagsImageDecoder(FACTORY)
 CAMERA = CameraModel(640, 480, np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]]))
 
 
@@ -37,13 +39,13 @@ def _messages(rgb: np.ndarray, camera: CameraModel, depth_hw: tuple[int, int]):
 
 
 def test_matching_sizes_name_nothing(rgb):
-    frame, reasons = frame_from_messages(*_messages(rgb, CAMERA, (480, 640)), "camera", None)
+    frame, reasons = frame_from_messages(*_messages(rgb, CAMERA, (480, 640)), "camera", None, DECODER)
     assert reasons == [] and frame.camera is not None and frame.depth is not None
 
 
 def test_a_half_size_image_with_full_size_camera_info_is_used_and_counted(rgb):
     small = cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA)
-    frame, reasons = frame_from_messages(*_messages(small, CAMERA, (240, 320)), "camera", None)
+    frame, reasons = frame_from_messages(*_messages(small, CAMERA, (240, 320)), "camera", None, DECODER)
     assert reasons == [RESIZED_CAMERA_INFO]
     assert (frame.camera.width, frame.camera.height) == (640, 480)
     scaled = camera_for_image(frame.camera, 240, 320)  # what fusion unprojects the 320x240 depth with
@@ -52,13 +54,13 @@ def test_a_half_size_image_with_full_size_camera_info_is_used_and_counted(rgb):
 
 
 def test_half_size_depth_with_a_full_size_image_is_used_and_counted(rgb):
-    frame, reasons = frame_from_messages(*_messages(rgb, CAMERA, (240, 320)), "camera", None)
+    frame, reasons = frame_from_messages(*_messages(rgb, CAMERA, (240, 320)), "camera", None, DECODER)
     assert reasons == [RESIZED_DEPTH]
     assert frame.depth.shape == (240, 320)
 
 
 def test_another_aspect_is_still_refused_not_resized(rgb):
     frame, reasons = frame_from_messages(*_messages(rgb, CameraModel(640, 640, CAMERA.K), (480, 480)), "camera",
-                                         None)
+                                         None, DECODER)
     assert reasons == [BAD_CAMERA_INFO, BAD_DEPTH]
     assert frame.camera is None and frame.depth is None

@@ -1,8 +1,8 @@
 """Synchronized Frames out of a recorded bag: the one reading path of `bag process` and `finetune`.
 
 Reading, pairing each camera's image, camera_info and depth by stamp (bag/sync.py), poses from
-the bag's own tf (offline TransformBuffer) and decoding into Frames (pipeline.frame_from_messages)
-happen here once, so every offline consumer sees exactly the frames the node would.
+the bag's own tf (offline TransformBuffer) and decoding into Frames (conversions.frame_from_messages,
+images decoded by rosbags-image) happen here once, so every offline consumer sees exactly the frames the node would.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mvinverse_ros import topics
 from mvinverse_ros.bag.errors import BagError
+from mvinverse_ros.bag.images import RosbagsImageDecoder
 from mvinverse_ros.bag.reader import BagMessage, BagReader
 from mvinverse_ros.bag.sync import ApproximateSynchronizer
 from mvinverse_ros.bag.tf import buffer_from_bag
@@ -96,6 +97,7 @@ class BagFrameReader:
 
     def __init__(self, bag: BagReader, params: PerceptionParams) -> None:
         self.max_pixels = params.inputs.max_pixels
+        self.decoder = RosbagsImageDecoder()
         self.bag = bag
         self.streams = camera_streams(params, bag.topics)
         self._by_topic = {topic: camera for camera in self.streams
@@ -150,7 +152,7 @@ class BagFrameReader:
                 parts = dict(zip(camera.sync.streams, matched))
                 frame, reasons = frame_from_messages(parts[IMAGE_STREAM], parts[INFO_STREAM],
                                                      parts.get(DEPTH_STREAM), camera.name, self._lookup,
-                                                     self.max_pixels)
+                                                     self.decoder, self.max_pixels)
             except Exception as err:  # as the node: one bad message must not end the run; counted and logged
                 self.skips[FRAME_ERRORS] += 1
                 LOG.warning("%s: dropped a %s at %d ns: %s: %s", camera.name, message.msgtype, message.log_time_ns,

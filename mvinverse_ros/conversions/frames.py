@@ -13,7 +13,7 @@ import numpy as np
 from mvinverse_ros.conversions.camera_info import camera_model_from_msg
 from mvinverse_ros.conversions.errors import ConversionError
 from mvinverse_ros.conversions.factory import stamp_to_ns
-from mvinverse_ros.conversions.images import depth_to_metres, rgb_from_msg
+from mvinverse_ros.conversions.images import ImageDecoder, depth_from_msg, rgb_from_msg
 from mvinverse_ros.geometry.transforms import TransformError
 from mvinverse_ros.types import Frame
 
@@ -37,9 +37,12 @@ def _same_aspect(a_hw: tuple[int, int], b_hw: tuple[int, int], tolerance: float 
 
 
 def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, source: str,
-                        lookup_pose: PoseLookup | None,
+                        lookup_pose: PoseLookup | None, decoder: ImageDecoder,
                         max_pixels: int | None = None) -> tuple[Frame | None, list[str]]:
     """Decode one synchronized set of messages (rosbags or rclpy, duck-typed) into a Frame.
+
+    Images are decoded by `decoder` (rosbags-image offline, cv_bridge in the node) and turned into
+    the network's RGB and metres by the one policy of conversions/images.py.
 
     Whatever is broken is dropped alone and named: a bad colour image (undecodable, empty, or
     over `max_pixels`, checked before decoding) gives no frame; a bad camera_info (uncalibrated
@@ -57,7 +60,7 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
     frame_id = image.header.frame_id
     stamp_ns = stamp_to_ns(image.header.stamp)
     try:
-        rgb = rgb_from_msg(image, max_pixels)
+        rgb = rgb_from_msg(image, decoder, max_pixels)
     except ConversionError as err:
         LOG.warning("%s: dropped image at %d ns: %s", source, stamp_ns, err)
         return None, [BAD_IMAGE]
@@ -79,7 +82,7 @@ def frame_from_messages(image: Any, camera_info: Any | None, depth: Any | None, 
     depth_m = None
     if depth is not None:
         try:
-            depth_m = depth_to_metres(depth, max_pixels)
+            depth_m = depth_from_msg(depth, decoder, max_pixels)
             if not _same_aspect(depth_m.shape[:2], hw):
                 raise ConversionError(f"depth is {depth_m.shape[1]}x{depth_m.shape[0]}, image {hw[1]}x{hw[0]}: "
                                       "not registered to the colour image")

@@ -1,19 +1,26 @@
-"""sensor_msgs/Image and CompressedImage <-> numpy, for colour, depth (REP 118) and float maps.
+"""sensor_msgs/Image and CompressedImage <-> numpy: the package's image policy; decoding is a library's.
 
-Reading honours `step` (row padding) and `is_bigendian`; depth always comes out as float32
-metres with NaN where invalid: 16UC1 is millimetres with 0 = invalid, 32FC1 is metres with
-NaN/Inf (and non-positive values) invalid.
+An input image is read in three steps, the same in the node and offline:
 
-Every reader takes `max_pixels` and refuses a larger (or empty) image before allocating it: a
-raw Image by its declared width and height, a CompressedImage by the size in its header, read by
-Pillow's lazy open (OpenCV has no header-only read).
+1. `check_image` / `check_compressed` refuse, before anything is allocated, an encoding the policy does
+   not take, an empty image or one of more than `max_pixels` pixels (a CompressedImage measured by its
+   header, read by Pillow's lazy open: OpenCV has no header-only read), and data that does not match
+   width, height and step;
+2. an `ImageDecoder` hands back the pixels as sent ('passthrough'): cv_bridge in the node
+   (ros/images.py), rosbags-image offline (bag/images.py);
+3. `rgb_from_pixels` / `depth_from_pixels` apply the policy: which encodings become the network's RGB
+   and how, and the depth units (REP 118: 16UC1 millimetres with 0 invalid, 32FC1 metres with NaN/Inf
+   and non-positive values invalid; both become float32 metres with NaN where invalid).
+
+`rgb_from_msg` / `depth_from_msg` run the three. The package's own output maps (rgb8, 32FC1, 32FC3,
+written here packed and little-endian) are read back by `image_to_rgb` / `float_image_to_array`.
 """
 from __future__ import annotations
 
 import io
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -22,17 +29,50 @@ import PIL.Image
 from mvinverse_ros.conversions.errors import ConversionError
 from mvinverse_ros.conversions.factory import MessageFactory
 
-# encoding -> (channels, channel order that gives RGB; None = grey replicated)
+UINT8, UINT16, FLOAT32 = np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)
+
+# encoding -> (pixel type, channels, OpenCV conversion to RGB; None: already RGB). OpenCV names a Bayer
+# pattern after its second row, so ROS's rggb is OpenCV's BG (as cv_bridge and rosbags-image map it).
+_COLOUR_LAYOUTS = (("rgb", 3, None), ("bgr", 3, cv2.COLOR_BGR2RGB), ("rgba", 4, cv2.COLOR_RGBA2RGB),
+                   ("bgra", 4, cv2.COLOR_BGRA2RGB), ("mono", 1, cv2.COLOR_GRAY2RGB),
+                   ("bayer_rggb", 1, cv2.COLOR_BayerBG2RGB), ("bayer_bggr", 1, cv2.COLOR_BayerRG2RGB),
+                   ("bayer_gbrg", 1, cv2.COLOR_BayerGR2RGB), ("bayer_grbg", 1, cv2.COLOR_BayerGB2RGB))
 COLOUR_ENCODINGS = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, None),
+    **{f"{name}{bits}": (dtype, channels, code)
+       for bits, dtype in ((8, UINT8), (16, UINT16)) for name, channels, code in _COLOUR_LAYOUTS},
+    "yuv422": (UINT8, 2, cv2.COLOR_YUV2RGB_UYVY),  # ROS's yuv422 is UYVY
+    "yuv422_yuy2": (UINT8, 2, cv2.COLOR_YUV2RGB_YUY2),
 }
-DEPTH_ENCODINGS = ("16UC1", "32FC1")
-# encoding -> (numpy base type, channels) of the float maps this package publishes
-FLOAT_ENCODINGS = {"32FC1": 1, "32FC3": 3}
+DEPTH_ENCODINGS = {"16UC1": (UINT16, 1, None), "32FC1": (FLOAT32, 1, None)}
+# the map images this package publishes, packed and little-endian
+FLOAT_ENCODINGS = {"32FC1": (FLOAT32, 1, None), "32FC3": (FLOAT32, 3, None)}
+RGB_MAP_ENCODINGS = {"rgb8": (UINT8, 3, None)}
+MAX_16BIT_PER_8BIT = 257  # 65535 / 255: a 16-bit value over this is its 8-bit value
+
+
+class ImageDecoder(Protocol):
+    """A library's 'passthrough' decoding of an input image: the pixels as sent, no colour conversion.
+
+    Attributes:
+        factory: builds the packed copy of a row-padded Image before `raw` sees it (rosbags-image
+            ignores `step`, cv_bridge reads it in whole pixels only).
+    """
+
+    factory: MessageFactory
+
+    def raw(self, msg: Any) -> np.ndarray:
+        """HxW or HxWxC pixels of a checked, packed Image in native byte order.
+
+        Raises:
+            ConversionError: the library's reason.
+        """
+
+    def compressed(self, msg: Any) -> np.ndarray:
+        """HxW grey or HxWx3 BGR pixels decoded from a checked CompressedImage.
+
+        Raises:
+            ConversionError: the library's reason.
+        """
 
 
 def payload(data: Any) -> np.ndarray:
@@ -78,101 +118,171 @@ def encoded_size(data: bytes | str | Path) -> tuple[int, int]:
         raise ConversionError(f"not a readable image header ({head or 'empty'}): {err}") from None
 
 
-def _pixels(msg: Any, scalar: type[np.generic], channels: int, max_pixels: int | None) -> np.ndarray:
-    """HxWxC view of an Image's data, dropping row padding, in native byte order."""
+def _layout(encodings: dict[str, tuple], encoding: str, what: str) -> tuple:
+    try:
+        return encodings[encoding]
+    except KeyError:
+        raise ConversionError(f"unsupported {what} encoding {encoding!r}; expected one of "
+                              f"{', '.join(encodings)}") from None
+
+
+def check_image(msg: Any, encodings: dict[str, tuple], what: str, max_pixels: int | None) -> int:
+    """Check an Image against the policy's `encodings` before it is decoded.
+
+    Returns:
+        The bytes of one row without padding.
+
+    Raises:
+        ConversionError: an encoding not in `encodings` (named `what`), an empty image or one of more
+            than `max_pixels` pixels, or data that does not match width, height and step.
+    """
+    dtype, channels, _ = _layout(encodings, msg.encoding, what)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     check_size(width, height, max_pixels, f"{msg.encoding} image")
-    dtype = np.dtype(scalar).newbyteorder(">" if msg.is_bigendian else "<")
     row_bytes = width * channels * dtype.itemsize
-    data = payload(msg.data)
     if step < row_bytes:
         raise ConversionError(f"{msg.encoding} image {width}x{height}: step {step} < {row_bytes} bytes per row")
-    if data.size != step * height:
+    size = payload(msg.data).size
+    if size != step * height:
         raise ConversionError(f"{msg.encoding} image {width}x{height} with step {step} needs "
-                              f"{step * height} bytes of data, got {data.size}")
-    rows = data.reshape(height, step)[:, :row_bytes]
-    pixels = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)
-    return pixels.astype(dtype.newbyteorder("="), copy=False)
+                              f"{step * height} bytes of data, got {size}")
+    return row_bytes
 
 
-def image_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
-    """HxWx3 uint8 RGB from a raw colour Image (rgb8, bgr8, rgba8, bgra8, mono8).
-
-    Raises:
-        ConversionError: another encoding, data that does not match width, height and step, or
-            an empty image or one of more than `max_pixels` pixels.
-    """
-    try:
-        channels, order = COLOUR_ENCODINGS[msg.encoding]
-    except KeyError:
-        raise ConversionError(f"unsupported colour encoding {msg.encoding!r}; expected one of "
-                              f"{', '.join(COLOUR_ENCODINGS)}") from None
-    pixels = _pixels(msg, np.uint8, channels, max_pixels)
-    if order is None:
-        return np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, list(order)])
+def packed_image(factory: MessageFactory, msg: Any, row_bytes: int) -> Any:
+    """`msg` itself when its rows are packed, else a copy without the row padding."""
+    if int(msg.step) == row_bytes:
+        return msg
+    rows = payload(msg.data).reshape(int(msg.height), int(msg.step))[:, :row_bytes]
+    return factory.new("sensor_msgs/msg/Image", header=msg.header, height=msg.height, width=msg.width,
+                       encoding=msg.encoding, is_bigendian=msg.is_bigendian, step=row_bytes,
+                       data=factory.array(np.ascontiguousarray(rows).reshape(-1)))
 
 
-def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
-    """HxWx3 uint8 RGB from a CompressedImage (jpeg or png, any format string image_transport writes).
-
-    The header's size is checked against `max_pixels` before anything is decoded.
+def check_compressed(msg: Any, max_pixels: int | None) -> None:
+    """Check a CompressedImage's header size before it is decoded.
 
     Raises:
-        ConversionError: neither PNG nor JPEG, a header size that is empty or over `max_pixels`,
-            or data OpenCV cannot decode (the format string and byte count are named).
+        ConversionError: neither an image header Pillow reads, or a size that is empty or over `max_pixels`.
     """
-    data = payload(msg.data)
+    width, height = encoded_size(payload(msg.data).tobytes())
+    check_size(width, height, max_pixels, "CompressedImage")
+
+
+def decoded_encoding(pixels: np.ndarray) -> str:
+    """The encoding of pixels OpenCV decoded from a CompressedImage: grey, BGR or BGRA, 8 or 16 bit.
+
+    Raises:
+        ConversionError: another channel count or pixel type.
+    """
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    name = {1: "mono", 3: "bgr", 4: "bgra"}.get(channels)
+    bits = {UINT8: 8, UINT16: 16}.get(pixels.dtype)
+    if name is None or bits is None:
+        raise ConversionError(f"decoded image of {channels} channels of {pixels.dtype} has no colour encoding")
+    return f"{name}{bits}"
+
+
+def _check_pixels(pixels: np.ndarray, layout: tuple, encoding: str) -> None:
+    dtype, channels, _ = layout
+    if pixels.dtype != dtype or pixels.shape[2:] != ((channels,) if channels > 1 else ()):
+        raise ConversionError(f"{encoding} decoded to {pixels.dtype} of shape {pixels.shape}, not {channels} "
+                              f"channel(s) of {dtype}")
+
+
+def rgb_from_pixels(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    """HxWx3 uint8 RGB, the network's input, from a colour encoding's decoded pixels.
+
+    Grey is replicated, BGR(A) reordered, alpha dropped, Bayer mosaics demosaiced (OpenCV's bilinear)
+    and YUV 4:2:2 converted; 16-bit values are scaled to 8 bit (v * 255 / 65535, rounded, as cv_bridge
+    converts between depths).
+
+    Raises:
+        ConversionError: an encoding the policy does not take, or pixels that do not match it.
+    """
+    layout = _layout(COLOUR_ENCODINGS, encoding, "colour")
+    _check_pixels(pixels, layout, encoding)
+    dtype, _, code = layout
+    rgb = pixels.copy() if code is None else cv2.cvtColor(pixels, code)  # a copy: not a view of a message
+    if dtype == UINT16:
+        rgb = np.rint(rgb / MAX_16BIT_PER_8BIT).astype(np.uint8)
+    return rgb
+
+
+def depth_from_pixels(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    """HxW float32 depth in metres, NaN where invalid, from 16UC1 (mm, 0 invalid) or 32FC1 (m) pixels.
+
+    Raises:
+        ConversionError: another encoding, or pixels that do not match it.
+    """
+    layout = _layout(DEPTH_ENCODINGS, encoding, "depth")
+    _check_pixels(pixels, layout, encoding)
+    if encoding == "16UC1":
+        depth = pixels.astype(np.float32) * np.float32(0.001)
+        depth[pixels == 0] = np.nan
+        return depth
+    depth = pixels.astype(np.float32, copy=True)
+    with np.errstate(invalid="ignore"):
+        depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+    return depth
+
+
+def rgb_from_msg(msg: Any, decoder: ImageDecoder, max_pixels: int | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB from an Image or a CompressedImage (told apart by their fields): check, decode, policy.
+
+    Raises:
+        ConversionError: what `check_image` / `check_compressed`, the decoder or `rgb_from_pixels` refuse
+            (for a CompressedImage with its format string and byte count).
+    """
+    if not hasattr(msg, "format"):
+        row_bytes = check_image(msg, COLOUR_ENCODINGS, "colour", max_pixels)
+        return rgb_from_pixels(decoder.raw(packed_image(decoder.factory, msg, row_bytes)), msg.encoding)
     try:
-        width, height = encoded_size(data.tobytes())
-        check_size(width, height, max_pixels, "CompressedImage")
+        check_compressed(msg, max_pixels)
+        pixels = decoder.compressed(msg)
+        return rgb_from_pixels(pixels, decoded_encoding(pixels))
     except ConversionError as err:
-        raise ConversionError(f"could not decode CompressedImage (format {msg.format!r}, {data.size} bytes): "
-                              f"{err}") from None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ConversionError(f"could not decode CompressedImage (format {msg.format!r}, {data.size} bytes)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        raise ConversionError(f"could not decode CompressedImage (format {msg.format!r}, "
+                              f"{payload(msg.data).size} bytes): {err}") from None
 
 
-def rgb_from_msg(msg: Any, max_pixels: int | None = None) -> np.ndarray:
-    """RGB uint8 from either an Image or a CompressedImage (told apart by their fields)."""
-    return compressed_to_rgb(msg, max_pixels) if hasattr(msg, "format") else image_to_rgb(msg, max_pixels)
-
-
-def depth_to_metres(msg: Any, max_pixels: int | None = None) -> np.ndarray:
-    """HxW float32 depth in metres, NaN where invalid, from a 16UC1 (mm) or 32FC1 (m) Image.
+def depth_from_msg(msg: Any, decoder: ImageDecoder, max_pixels: int | None = None) -> np.ndarray:
+    """HxW float32 metres, NaN where invalid, from a 16UC1 or 32FC1 Image: check, decode, policy.
 
     Raises:
-        ConversionError: another encoding, data that does not match width, height and step, or
-            an empty image or one of more than `max_pixels` pixels.
+        ConversionError: what `check_image`, the decoder or `depth_from_pixels` refuse.
     """
-    if msg.encoding == "16UC1":
-        millimetres = _pixels(msg, np.uint16, 1, max_pixels)[:, :, 0]
-        depth = millimetres.astype(np.float32) * np.float32(0.001)
-        depth[millimetres == 0] = np.nan
-        return depth
-    if msg.encoding == "32FC1":
-        depth = _pixels(msg, np.float32, 1, max_pixels)[:, :, 0].copy()
-        with np.errstate(invalid="ignore"):
-            depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
-        return depth
-    raise ConversionError(f"unsupported depth encoding {msg.encoding!r}; expected one of {', '.join(DEPTH_ENCODINGS)}")
+    row_bytes = check_image(msg, DEPTH_ENCODINGS, "depth", max_pixels)
+    return depth_from_pixels(decoder.raw(packed_image(decoder.factory, msg, row_bytes)), msg.encoding)
+
+
+def _own_map_pixels(msg: Any, encodings: dict[str, tuple], what: str) -> np.ndarray:
+    """HxWxC pixels of one of this package's map Images, checked like an input."""
+    dtype, channels, _ = _layout(encodings, msg.encoding, what)
+    row_bytes = check_image(msg, encodings, what, None)
+    if int(msg.step) != row_bytes or msg.is_bigendian:
+        raise ConversionError(f"{msg.encoding} map is not packed little-endian as this package writes it")
+    pixels = payload(msg.data).view(dtype.newbyteorder("<")).reshape(int(msg.height), int(msg.width), channels)
+    return pixels.astype(dtype, copy=False)
+
+
+def image_to_rgb(msg: Any) -> np.ndarray:
+    """HxWx3 uint8 from an rgb8 map Image this package published (e.g. albedo).
+
+    Raises:
+        ConversionError: another encoding, or data that is not the packed layout written here.
+    """
+    return _own_map_pixels(msg, RGB_MAP_ENCODINGS, "map image")
 
 
 def float_image_to_array(msg: Any) -> np.ndarray:
-    """HxW (32FC1) or HxWx3 (32FC3) float32 from a float map Image.
+    """HxW (32FC1) or HxWx3 (32FC3) float32 from a float map Image this package published.
 
     Raises:
-        ConversionError: another encoding, or data that does not match width, height and step.
+        ConversionError: another encoding, or data that is not the packed layout written here.
     """
-    try:
-        channels = FLOAT_ENCODINGS[msg.encoding]
-    except KeyError:
-        raise ConversionError(f"unsupported float map encoding {msg.encoding!r}; expected one of "
-                              f"{', '.join(FLOAT_ENCODINGS)}") from None
-    pixels = _pixels(msg, np.float32, channels, None)
-    return pixels[:, :, 0] if channels == 1 else pixels
+    pixels = _own_map_pixels(msg, FLOAT_ENCODINGS, "float map")
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
 
 
 def _image_msg(factory: MessageFactory, pixels: np.ndarray, encoding: str, header: Any) -> Any:

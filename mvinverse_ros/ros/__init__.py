@@ -1,1 +1,1 @@
-"""Pieces of the ROS 2 node: ROS-free helpers (queue, statistics) and the rclpy message factory."""
+"""ROS 2 edge of the node: the rclpy message factory and the cv_bridge image decoder."""
