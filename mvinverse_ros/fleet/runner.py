@@ -8,6 +8,14 @@ worker. The driver replaces workers itself rather than through Ray's `max_restar
 actor that Ray is restarting fail at once (ActorUnavailableError), while calls to a new actor wait
 until its model is loaded. Ray's own task retries stay off (`max_task_retries=0`) so that every
 attempt is counted in the report.
+
+Ray adds 15 to its worker processes' niceness (`worker_niceness`), so that its own daemons win the
+CPU on a busy node. A worker here is a long CPU-bound job, and at nice +15 it gets about 3% of a
+core that any normal process also wants (on a 2-core machine with one other busy process, one of
+its two torch threads gets next to no CPU and every parallel region waits for that thread). A local
+Ray started here therefore runs its workers at the driver's own priority: `nice mvinverse-ros
+fleet process` still lowers all of them together. A cluster sets it at `ray start`
+(`RAY_worker_niceness=0 ray start ...`, see the README).
 """
 from __future__ import annotations
 
@@ -52,7 +60,7 @@ class BagWorker:
 
     def process(self, job: Job, out_dir: Path, attempt: int) -> dict[str, Any]:
         """Process one bag into OUT_DIR; a record for the report (status done or failed, never raises)."""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         partial = PartialOutputs(out_dir, job.name)
         record: dict[str, Any] = {"input": str(job.input_path), "outputs": partial.final.as_dict(),
                                   "worker_pid": os.getpid()}
@@ -65,7 +73,7 @@ class BagWorker:
                     "seconds": time.perf_counter() - started}
         record.update(frames=summary.frames, windows=summary.windows, published=summary.published,
                       skips=dict(summary.skips), bag_seconds=summary.bag_seconds, written=summary.written,
-                      seconds=time.perf_counter() - started)
+                      seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started)
         if summary.interrupted:
             partial.discard()
             return {**record, "status": "interrupted"}
@@ -128,7 +136,7 @@ class FleetOptions:
     retries: int = 2
 
 
-def _start_ray(options: FleetOptions) -> bool:
+def start_ray(options: FleetOptions) -> bool:
     """Connect to (or start) Ray unless this process already did; True when this call started it."""
     import ray
 
@@ -136,7 +144,8 @@ def _start_ray(options: FleetOptions) -> bool:
         return False
     if options.address is None:
         cpus = max(os.cpu_count() or 1, options.workers * options.cpus_per_worker)
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _system_config={"worker_niceness": 0})
     else:
         ray.init(address=options.address, log_to_driver=False, configure_logging=False)
     return True
@@ -201,7 +210,7 @@ def run_fleet(jobs: list[Job], out_dir: Path, flat_params: dict[str, Any], check
     if not queue:
         save()
         return report
-    started_ray = _start_ray(options)
+    started_ray = start_ray(options)
     running: dict[Any, tuple[Job, int, Any]] = {}
     workers: list = []
     try:
