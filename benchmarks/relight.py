@@ -43,7 +43,7 @@ def main() -> None:
     images, depths, cameras, poses = load_rgbd_frames(args.data, (640, 480), limit=17)
     picks = (0, 8, 16)
     _, loaded = engine_from_params(params.model)
-    maps = predict([images[i] for i in picks], loaded.model, long_side=loaded.native_long_side)
+    maps = predict([images[i] for i in picks], loaded)
     frames = [Frame(i, "camera", images[i], cameras[i], depths[i], poses[i]) for i in picks]
     voxels = VoxelMap(params.fusion.voxel_size, params.fusion.extent, params.fusion.max_points)
     for frame, frame_maps in zip(frames, maps):

@@ -12,7 +12,7 @@ import numpy as np
 
 from mvinverse_ros.engine.preprocess import InferenceError
 from mvinverse_ros.engine.streaming import StreamingEngine
-from mvinverse_ros.model import MVInverse
+from mvinverse_ros.model import LoadedModel, MVInverse
 from mvinverse_ros.types import Frame, MaterialMaps, Window
 
 __all__ = ["InferenceError", "predict"]
@@ -20,8 +20,8 @@ __all__ = ["InferenceError", "predict"]
 
 def predict(
     images: Sequence[np.ndarray],
-    model: MVInverse,
-    long_side: int = 518,
+    model: LoadedModel | MVInverse,
+    long_side: int = 0,
     device: str = "cpu",
     dtype: str = "fp32",
     normal_convention: str = "opencv",
@@ -31,8 +31,10 @@ def predict(
     Args:
         images: HxWx3 RGB, uint8 (0..255) or float (0..1). Every image is resized to the network
             size of the last one (long side `long_side`, sides multiples of 14).
-        model: an MVInverse model (e.g. `load_model(...).model`).
-        long_side: network input long side in pixels (capped at 1024).
+        model: `load_model(...)`'s result, or a bare MVInverse network.
+        long_side: network input long side in pixels (capped at 1024); 0 = the size the weights were
+            trained at (known from a LoadedModel; a bare network needs an explicit size): weights
+            run away from their trained size lose accuracy (the README's model card measures it).
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
         dtype: 'fp32' | 'bf16' | 'fp16' (autocast).
         normal_convention: camera frame of the model's normals ('opencv' | 'opengl'); the
@@ -42,10 +44,15 @@ def predict(
         One MaterialMaps per image, at that image's own resolution.
 
     Raises:
-        InferenceError: for no images, a bad image, device or dtype.
+        InferenceError: for no images, a bad image, device or dtype, or long_side 0 with a bare network.
     """
     if len(images) == 0:
         raise InferenceError("predict needs at least one image")
+    if isinstance(model, LoadedModel):
+        model, long_side = model.model, long_side or model.native_long_side
+    elif not long_side:
+        raise InferenceError("predict: a bare network does not know its trained size; pass long_side or the "
+                             "LoadedModel from load_model()")
     frames = tuple(Frame(stamp_ns=i, frame_id="image", image=np.asarray(image)) for i, image in enumerate(images))
     window = Window(window_id=0, frames=frames, publish=tuple(range(len(frames))))
     return list(StreamingEngine(

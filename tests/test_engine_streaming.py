@@ -22,7 +22,7 @@ from mvinverse_ros.engine.streaming import StreamingEngine, full_recompute
 from mvinverse_ros.pipeline import engine_from_params
 from mvinverse_ros.engine.windowing import WindowPolicy
 from mvinverse_ros.inference import predict
-from mvinverse_ros.model import MVInverse, build_model, preset_config, save_checkpoint
+from mvinverse_ros.model import MVInverse, build_model, load_model, preset_config, save_checkpoint
 from mvinverse_ros.model.checkpoint import LONG_SIDE_KEY
 from mvinverse_ros.params import load_params
 from mvinverse_ros.types import MAP_NAMES, Frame, Window
@@ -194,7 +194,7 @@ def test_bad_windows_are_clear_errors(model, kitchen_frames):
     with pytest.raises(InferenceError, match="same source and stamp"):
         engine.run(Window(0, (kitchen_frames[0], kitchen_frames[0]), (1,)))
     with pytest.raises(InferenceError, match="dtype"):
-        StreamingEngine(model, dtype="int8")
+        StreamingEngine(model, long_side=LONG_SIDE, dtype="int8")
 
 
 def test_predict_matches_the_model_on_real_photos(model, room_dir):
@@ -241,3 +241,17 @@ def test_benchmark_smoke_run_reports_its_json_line(shared):
         assert row["full_ms_per_frame"] > 0 and row["stream_ms_per_frame"] > 0 and row["cache_mib"] > 0
         # Per-frame work ran once per frame: the timed windows slide by one keyframe each.
         assert row["frames_encoded"] == row["window"] + row["windows_timed"]
+
+
+def test_predict_runs_a_loaded_model_at_its_trained_size(model, room_dir, tmp_path):
+    """long_side 0 means the size recorded in the weights; a bare network must be told a size."""
+    path = tmp_path / "trained_at_56.safetensors"
+    save_checkpoint(model, path, "small", {LONG_SIDE_KEY: "56"})
+    loaded = load_model(str(path))
+    image = cv2.cvtColor(cv2.imread(str(sorted(room_dir.glob("*.[jJ][pP][gG]"))[0])), cv2.COLOR_BGR2RGB)
+    (default,) = predict([image], loaded)
+    (explicit,) = predict([image], loaded.model, long_side=56)
+    (other,) = predict([image], loaded.model, long_side=112)
+    assert np.array_equal(default.albedo, explicit.albedo) and not np.array_equal(default.albedo, other.albedo)
+    with pytest.raises(InferenceError, match="trained size"):
+        predict([image], loaded.model)

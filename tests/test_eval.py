@@ -86,7 +86,7 @@ def test_eval_command_writes_table_and_json(tmp_path, capsys, mitsuba_jit):
     from mvinverse_ros.cli import main
     from mvinverse_ros.datasets.synthetic import RenderSettings, generate
 
-    generate(tmp_path / "scenes", 1, 2, 2, seed=3, settings=RenderSettings(56, 42, spp=4, aov_spp=1))
+    generate(tmp_path / "scenes", 1, 2, 2, seed=3, settings=RenderSettings(56, 42, spp=4, aov_spp=1), style="heldout")
     report = tmp_path / "eval.json"
     assert main(["eval", "--synthetic", str(tmp_path / "scenes"), "--methods", "constant,image-as-albedo",
                  "--json", str(report)]) == 0
@@ -94,4 +94,9 @@ def test_eval_command_writes_table_and_json(tmp_path, capsys, mitsuba_jit):
     assert results["constant"]["multiview_albedo_rmse"] == 0.0
     assert results["image-as-albedo"]["multiview_albedo_rmse"] > 0.0
     assert 0 < results["constant"]["normal_mean_deg"] < 90
+    # A constant has no spread; the ground truth of a held-out room has some; the least-squares
+    # scale can only lower the shading error of a prediction in [0, 1].
+    assert results["constant"]["metallic_spread"] == results["constant"]["roughness_spread"] == 0.0
+    assert results["ground truth"]["roughness_spread"] > 0.05
+    assert results["constant"]["shading_si_rmse"] <= results["constant"]["shading_rmse"] + 1e-9
     assert "| image-as-albedo |" in capsys.readouterr().out

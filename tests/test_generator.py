@@ -8,8 +8,8 @@ pytest.importorskip("mitsuba")
 pytestmark = pytest.mark.usefixtures("mitsuba_jit")
 
 from mvinverse_ros.geometry.correspondence import reprojection  # noqa: E402
-from mvinverse_ros.datasets.synthetic import (RenderSettings, generate, load_scene, random_scene,  # noqa: E402
-                                              render_scene)
+from mvinverse_ros.datasets.synthetic import (SCENE_STYLES, RenderSettings, generate, load_scene,  # noqa: E402
+                                              random_scene, render_scene)
 from mvinverse_ros.types import CameraModel  # noqa: E402
 
 SIZE = (56, 42)
@@ -102,3 +102,34 @@ def test_generate_writes_compact_resumable_scenes(tmp_path):
     scene = load_scene(path)
     assert scene["rgb"].shape == (2, SIZE[1], SIZE[0], 3) and scene["rgb"].max() <= 1.0
     assert scene["K"].shape == (2, 3, 3) and scene["cam_to_world"].shape == (2, 4, 4)
+
+
+def _material_values(description: dict, field: str) -> np.ndarray:
+    values = [np.ravel(getattr(shape["material"], field)) for shape in description["shapes"]]
+    return np.unique(np.round(np.concatenate(values) * 255))
+
+
+def test_heldout_rooms_use_lights_that_training_never_shows():
+    settings = RenderSettings(*SIZE)
+    lights = {style: {light["kind"] for i in range(30) for light in
+                      random_scene(np.random.default_rng([0, i]), 2, settings, SCENE_STYLES[style])["lights"]}
+              for style in ("train", "heldout")}
+    assert lights["train"] == {"point", "area", "constant"}
+    assert lights["heldout"] == {"spot", "directional", "constant"}
+
+
+def test_roughness_and_metallic_ground_truth_follow_textured_materials():
+    """With one sample per pixel every map value is one of the scene's material values.
+
+    Mixed materials make roughness vary inside objects.
+    """
+    settings = RenderSettings(*SIZE, spp=4, aov_spp=1)
+    index = next(i for i in range(50) if any(np.ndim(s["material"].roughness) for s in
+                                             random_scene(np.random.default_rng([2, i]), 2, settings,
+                                                          SCENE_STYLES["heldout"])["shapes"]))
+    description = random_scene(np.random.default_rng([2, index]), 2, settings, SCENE_STYLES["heldout"])
+    scene = render_scene(2, index, 2, settings, SCENE_STYLES["heldout"])
+    for field in ("roughness", "metallic"):
+        seen = np.unique(scene[field][scene["valid"]])
+        assert np.isin(seen, _material_values(description, field)).all(), field
+    assert len(np.unique(scene["roughness"][scene["valid"]])) >= 3

@@ -32,7 +32,7 @@ FAST = ["--set", "model.preset=tiny", "--set", "model.long_side=112", "--set", "
 def views(sevenscenes_dir: Path):
     images, depths, cameras, poses = load_rgbd_frames(sevenscenes_dir, (640, 480), limit=max(VIEWS) + 1)
     _, loaded = engine_from_params(load_params().model)
-    maps = predict([images[i] for i in VIEWS], loaded.model, long_side=loaded.native_long_side)
+    maps = predict([images[i] for i in VIEWS], loaded)
     frames = [Frame(i, "camera", images[i], cameras[i], depths[i], poses[i]) for i in VIEWS]
     return frames, maps
 

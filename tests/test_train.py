@@ -12,8 +12,9 @@ from mvinverse_ros.geometry.correspondence import Correspondence  # noqa: E402
 from mvinverse_ros.model import build_model, load_model, save_checkpoint  # noqa: E402
 from mvinverse_ros.train.consistency import FinetuneConfig, finetune, warp_difference  # noqa: E402
 from mvinverse_ros.datasets.synthetic import RenderSettings, generate  # noqa: E402
-from mvinverse_ros.train.trainer import (LOG_FILE, OPTIMIZER_FILE, TrainConfig, load_optimizer,  # noqa: E402
-                                         load_training_state, save_optimizer, train)
+from mvinverse_ros.train.trainer import (FINAL_LR_FRACTION, LOG_FILE, OPTIMIZER_FILE, TrainConfig,  # noqa: E402
+                                         learning_rate, load_optimizer, load_training_state, save_optimizer,
+                                         train)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -25,13 +26,14 @@ def scenes(tmp_path_factory):
 
 
 def test_short_training_run_lowers_the_loss(scenes, tmp_path):
-    config = TrainConfig(preset="tiny", steps=40, min_views=2, max_views=2, lr=1e-3, albedo_warmup=1000,
+    config = TrainConfig(preset="tiny", steps=40, min_views=2, max_views=2, lr=1e-3, lr_warmup=5, albedo_warmup=1000,
                          checkpoint_every=40, seed=0)
     history = train(scenes, tmp_path, config, log=lambda _: None)
     losses = [h["loss"] for h in history]
     assert len(losses) == 40 and all(np.isfinite(losses))
     assert np.mean(losses[-8:]) < 0.9 * np.mean(losses[:8])
-    assert load_model(str(tmp_path / "last.safetensors")).preset == "tiny"
+    loaded = load_model(str(tmp_path / "last.safetensors"))
+    assert loaded.preset == "tiny" and loaded.native_long_side == 56  # the scenes' long side: run at it
 
 
 def test_training_resumes_from_its_checkpoint(scenes, tmp_path):
@@ -47,6 +49,14 @@ def test_training_resumes_from_its_checkpoint(scenes, tmp_path):
     optimizer = torch.optim.Adam(model.parameters())
     load_optimizer(optimizer, tmp_path / OPTIMIZER_FILE)
     assert {float(s["step"]) for s in optimizer.state_dict()["state"].values()} == {3.0}
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    config = TrainConfig(steps=1100, lr=1e-3, lr_warmup=100)
+    assert learning_rate(0, config) == pytest.approx(1e-5)
+    assert learning_rate(99, config) == pytest.approx(1e-3)
+    assert learning_rate(600, config) == pytest.approx(1e-3 * (FINAL_LR_FRACTION + 1) / 2)
+    assert learning_rate(1100, config) == pytest.approx(1e-3 * FINAL_LR_FRACTION)
 
 
 def test_optimizer_state_round_trip(tmp_path):
@@ -78,4 +88,5 @@ def test_consistency_finetune_on_real_frames(sevenscenes_dir, tmp_path):
     history = finetune(sevenscenes_dir, str(start), tmp_path / "ft", FinetuneConfig(steps=2, window=3),
                        size=(56, 42), limit=4, log=lambda _: None)
     assert len(history) == 2 and all(np.isfinite(h["warp"]) and np.isfinite(h["anchor"]) for h in history)
+    assert load_model(str(tmp_path / "ft" / "last.safetensors")).native_long_side == 56
     assert load_model(str(tmp_path / "ft" / "last.safetensors")).preset == "tiny"

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from mvinverse_ros.cli.common import EXIT_CODES, add_params_arguments, params_from_args, report_error
 
+# The held-out suite: another seed AND the `heldout` scene style (object kinds and light set-ups that
+# training never shows), at the training data's size.
 DEFAULT_HELDOUT_SEED = 1000
-DEFAULT_HELDOUT_SCENES = 12
+DEFAULT_HELDOUT_SCENES = 16
+DEFAULT_HELDOUT_STYLE = "heldout"
 # The bundled model was consistency-fine-tuned on 7-Scenes frames 0-59 (unlabeled); the suite scores 60-99.
 DEFAULT_SEVENSCENES_FIRST = 60
 
@@ -44,8 +47,9 @@ def _eval(args: argparse.Namespace) -> int:
         if synthetic is None:
             from mvinverse_ros.datasets.synthetic import RenderSettings, generate
 
-            synthetic = Path(args.cache) / f"heldout_seed{DEFAULT_HELDOUT_SEED}"
-            generate(synthetic, DEFAULT_HELDOUT_SCENES, 4, 6, seed=DEFAULT_HELDOUT_SEED, settings=RenderSettings())
+            synthetic = Path(args.cache) / f"{DEFAULT_HELDOUT_STYLE}_seed{DEFAULT_HELDOUT_SEED}"
+            generate(synthetic, DEFAULT_HELDOUT_SCENES, 4, 6, seed=DEFAULT_HELDOUT_SEED, settings=RenderSettings(),
+                     style=DEFAULT_HELDOUT_STYLE)
         sevenscenes = sevenscenes or _default_sevenscenes()
         first = DEFAULT_SEVENSCENES_FIRST if args.first is None else args.first
     else:
@@ -82,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXIT_CODES,
     )
     ev.add_argument("--suite", choices=["default"],
-                    help="held-out generated scenes (rendered once into --cache) + shared 7-Scenes frames")
+                    help="held-out generated scenes (another seed and the heldout scene style, rendered once into "
+                         "--cache) + shared 7-Scenes frames")
     add_params_arguments(ev, ("--checkpoint", "--preset", "--long-side", "--window"))
     ev.add_argument("--synthetic", type=Path, help="folder of generated scene_XXXXX.npz with ground truth")
     ev.add_argument("--sevenscenes", type=Path, help="7-Scenes folder (frame-*.color.jpg/depth.png/pose.txt)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from mvinverse_ros.cli.common import EXIT_CODES, add_params_arguments, params_from_args, report_error
+from mvinverse_ros.datasets.synthetic import SCENE_STYLES
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -27,7 +28,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     width, height = args.size
     settings = RenderSettings(width=width, height=height, spp=args.spp)
-    paths = generate(args.out, args.scenes, *args.views, seed=args.seed, settings=settings, first=args.first)
+    paths = generate(args.out, args.scenes, *args.views, seed=args.seed, settings=settings, first=args.first,
+                     style=args.style)
     print(f"{len(paths)} scenes in {args.out}")
     return 0
 
@@ -36,7 +38,9 @@ def _train(args: argparse.Namespace) -> int:
     from mvinverse_ros.train.trainer import TrainConfig, train
 
     config = TrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, min_views=args.views[0],
-                         max_views=args.views[1], lr=args.lr, albedo_warmup=args.albedo_warmup, crop=args.crop,
+                         max_views=args.views[1], lr=args.lr, lr_warmup=args.lr_warmup,
+                         albedo_warmup=args.albedo_warmup, albedo_anchor=args.albedo_anchor,
+                         bounded_weight=args.bounded_weight, no_gradient=tuple(args.no_gradient), crop=args.crop,
                          checkpoint_every=args.checkpoint_every, freeze_encoders=args.freeze_encoders, seed=args.seed,
                          threads=args.threads)
     train(args.data, args.out, config, resume=args.resume)
@@ -70,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--first", type=int, default=0, help="index of the first scene (to split a data set across runs)")
     gen.add_argument("--size", type=_size, default=(112, 84), help="WIDTHxHEIGHT (default 112x84)")
     gen.add_argument("--spp", type=int, default=32, help="samples per pixel (default 32)")
+    gen.add_argument("--style", choices=sorted(SCENE_STYLES), default="train",
+                     help="room distribution: train, or heldout (object kinds and light set-ups training never shows)")
     gen.set_defaults(func=_generate)
 
     tr = subparsers.add_parser("train", help="supervised training on generated scenes (resumable)", epilog=EXIT_CODES)
@@ -82,9 +88,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--freeze-encoders", action="store_true", help="train only the decoder and heads")
     tr.add_argument("--batch-size", type=int, default=1)
     tr.add_argument("--views", type=_views, default=(2, 4), help="views per sample, MIN..MAX (default 2..4)")
-    tr.add_argument("--lr", type=float, default=3e-4)
+    tr.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (warm-up, then cosine to a tenth)")
+    tr.add_argument("--lr-warmup", type=int, default=300, help="steps of linear learning-rate warm-up")
     tr.add_argument("--albedo-warmup", type=int, default=200,
                     help="steps of plain albedo MSE before the scale-invariant loss")
+    tr.add_argument("--albedo-anchor", type=float, default=0.1,
+                    help="weight of the plain albedo MSE kept beside the scale-invariant one")
+    tr.add_argument("--bounded-weight", type=float, default=1.0,
+                    help="weight of the metallic and roughness loss terms (the paper: 1)")
+    tr.add_argument("--no-gradient", nargs="+", default=[], metavar="MAP",
+                    choices=["albedo", "metallic", "roughness", "shading"],
+                    help="maps trained without the multi-scale gradient loss term")
     tr.add_argument("--crop", type=_size, default=None, help="random crop WIDTHxHEIGHT (multiples of 14)")
     tr.add_argument("--checkpoint-every", type=int, default=25)
     tr.add_argument("--seed", type=int, default=0)

@@ -61,6 +61,44 @@ class RenderSettings:
 # ---------------------------------------------------------------- random scene description
 
 
+@dataclass(frozen=True)
+class SceneStyle:
+    """The distribution rooms are drawn from; training and held-out evaluation use different ones.
+
+    The held-out style has object kinds and light set-ups that training never shows, so its scores
+    say how the model does on rooms it was not fitted to, not only on new draws of the same rooms.
+
+    Attributes:
+        objects: {kind: probability} of the objects on the floor (cube, sphere, cylinder, table, panel, disk).
+        object_count: (min, max) objects per room.
+        metal_p: probability that an object is a metal.
+        glossy_p: probability that a dielectric is glossy (roughness 0.03-0.3; else 0.3-1).
+        mixed_p: probability that an object's material varies over its surface (two materials in a pattern).
+        lighting: {set-up: probability}; `ceiling` point and area lights, `lamps` point lights only,
+            `spots` spot lights from the upper corners, `sun` a directional light into an open room.
+        camera_distance: (min, max) metres from the cameras' target.
+    """
+
+    objects: tuple[tuple[str, float], ...]
+    object_count: tuple[int, int]
+    metal_p: float
+    glossy_p: float
+    mixed_p: float
+    lighting: tuple[tuple[str, float], ...]
+    camera_distance: tuple[float, float]
+
+
+SCENE_STYLES = {
+    "train": SceneStyle(objects=(("cube", 0.4), ("sphere", 0.35), ("cylinder", 0.25)), object_count=(5, 11),
+                        metal_p=0.35, glossy_p=0.4, mixed_p=0.3, lighting=(("ceiling", 0.6), ("lamps", 0.4)),
+                        camera_distance=(1.3, 2.6)),
+    "heldout": SceneStyle(objects=(("table", 0.3), ("panel", 0.2), ("disk", 0.15), ("sphere", 0.2),
+                                   ("cylinder", 0.15)), object_count=(4, 9),
+                          metal_p=0.45, glossy_p=0.5, mixed_p=0.4, lighting=(("spots", 0.5), ("sun", 0.5)),
+                          camera_distance=(1.6, 3.0)),
+}
+
+
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
     """A linear base colour drawn in a perceptual (HSV-like sRGB) space."""
     hue = rng.uniform(0, 1)
@@ -70,9 +108,8 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return srgb_to_linear(val * (1 - sat + sat * rgb))
 
 
-def _random_texture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """A procedural linear-RGB texture: checker, stripes, or smooth noise between two colours."""
-    a, b = _random_colour(rng), _random_colour(rng)
+def _pattern(rng: np.random.Generator, size: int = 64, binary: bool = False) -> np.ndarray:
+    """A procedural [0, 1] pattern: checker, stripes, or smooth noise (thresholded when `binary`)."""
     yy, xx = np.mgrid[0:size, 0:size] / size
     kind = rng.integers(3)
     if kind == 0:
@@ -86,20 +123,121 @@ def _random_texture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
         coarse = rng.uniform(0, 1, (5, 5))
         up = np.kron(coarse, np.ones((size // 4, size // 4)))[:size, :size]
         t = np.clip((up - up.min()) / (np.ptp(up) + 1e-6), 0, 1)
-    return (a[None, None] * (1 - t[..., None]) + b[None, None] * t[..., None]).astype(np.float32)
+        t = (t > 0.5).astype(np.float32) if binary else t
+    return t.astype(np.float32)
+
+
+def _blend(a, b, t: np.ndarray) -> np.ndarray:
+    """Colour a where t is 0, b where t is 1 (t: [S, S]; a, b: RGB or [S, S, 3] textures)."""
+    t = t[..., None]
+    return (np.asarray(a, np.float32) * (1 - t) + np.asarray(b, np.float32) * t).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class Material:
-    base_colour: np.ndarray  # (3,) constant, or (S, S, 3) texture
-    roughness: float
-    metallic: float
+    """A principled material; each property is a constant or an (S, S[, 3]) texture over the surface."""
+
+    base_colour: np.ndarray
+    roughness: float | np.ndarray
+    metallic: float | np.ndarray
 
 
-def _random_material(rng: np.random.Generator, textured_p: float = 0.5, metal_p: float = 0.3) -> Material:
-    base = _random_texture(rng) if rng.uniform() < textured_p else _random_colour(rng)
-    metallic = float(rng.uniform(0.5, 1.0)) if rng.uniform() < metal_p else 0.0
-    return Material(base, float(rng.uniform(0.05, 1.0)), metallic)
+def _plain_material(rng: np.random.Generator, style: SceneStyle, metal_p: float, textured_p: float) -> Material:
+    base = _blend(_random_colour(rng), _random_colour(rng), _pattern(rng)) if rng.uniform() < textured_p \
+        else _random_colour(rng)
+    if rng.uniform() < metal_p:
+        return Material(base, float(rng.uniform(0.03, 0.6)), float(rng.uniform(0.7, 1.0)))
+    glossy = rng.uniform() < style.glossy_p
+    return Material(base, float(rng.uniform(0.03, 0.3) if glossy else rng.uniform(0.3, 1.0)), 0.0)
+
+
+def _random_material(rng: np.random.Generator, style: SceneStyle, metal_p: float | None = None,
+                     textured_p: float = 0.4, mixed_p: float | None = None) -> Material:
+    """A material of the style; with probability `mixed_p` two materials laid out in a pattern."""
+    metal_p = style.metal_p if metal_p is None else metal_p
+    mixed_p = style.mixed_p if mixed_p is None else mixed_p
+    first = _plain_material(rng, style, metal_p, textured_p)
+    if rng.uniform() >= mixed_p:
+        return first
+    second = _plain_material(rng, style, max(metal_p, 0.5), 0.0)
+    t = _pattern(rng, binary=True)
+    colour = _blend(np.broadcast_to(first.base_colour, (*t.shape, 3)), second.base_colour, t)
+    return Material(colour.astype(np.float32), (first.roughness * (1 - t) + second.roughness * t).astype(np.float32),
+                    (first.metallic * (1 - t) + second.metallic * t).astype(np.float32))
+
+
+def _choose(rng: np.random.Generator, weighted: tuple[tuple[str, float], ...]) -> str:
+    names, weights = zip(*weighted)
+    return names[rng.choice(len(names), p=np.asarray(weights) / sum(weights))]
+
+
+def _objects(rng: np.random.Generator, style: SceneStyle) -> list[dict]:
+    """Objects standing on the floor near the middle, so every camera sees most of them."""
+    shapes = []
+    for _ in range(rng.integers(style.object_count[0], style.object_count[1] + 1)):
+        size = rng.uniform(0.15, 0.55)
+        xy = rng.uniform(-1.3, 1.3, 2)
+        material = _random_material(rng, style)
+        kind = _choose(rng, style.objects)
+        spin = (rng.uniform(0, 90), [0, 0, 1])
+        if kind == "cube":
+            sz = size * rng.uniform(0.5, 1.0, 3)
+            shapes.append(dict(kind="cube", centre=[*xy, sz[2]], rotation=spin, scale=sz, material=material))
+        elif kind == "sphere":
+            shapes.append(dict(kind="sphere", centre=[*xy, size], rotation=(0, [0, 0, 1]), scale=[size] * 3,
+                               material=material))
+        elif kind == "cylinder":
+            shapes.append(dict(kind="cylinder", centre=[*xy, 0], rotation=(0, [0, 0, 1]),
+                               scale=[size * 0.6, size * 0.6, rng.uniform(0.3, 1.2)], material=material))
+        elif kind == "table":  # a thin top on one central leg, both of the same material
+            top = rng.uniform(0.5, 0.9)
+            shapes.append(dict(kind="cube", centre=[*xy, top], rotation=spin, scale=[size * 1.6, size * 1.2, 0.03],
+                               material=material))
+            shapes.append(dict(kind="cylinder", centre=[*xy, 0], rotation=(0, [0, 0, 1]), scale=[0.05, 0.05, top],
+                               material=material))
+        elif kind == "panel":  # a board leaning at an angle
+            shapes.append(dict(kind="cube", centre=[*xy, size], rotation=(rng.uniform(15, 60), [1, 0, 0]),
+                               scale=[size, 0.02, size], material=material))
+        else:
+            shapes.append(dict(kind="disk", centre=[*xy, rng.uniform(0.3, 1.5)],
+                               rotation=(rng.uniform(-40, 40), [1, 0, 0]), scale=[size] * 3, material=material))
+    return shapes
+
+
+def _lights(rng: np.random.Generator, setup: str, half_w: float, half_d: float, height: float,
+            closed: bool) -> list[dict]:
+    """The lights of one set-up (see SceneStyle.lighting), plus a sky when the room is open."""
+    lights = []
+
+    def somewhere(margin, z):
+        return [rng.uniform(-half_w + margin, half_w - margin), rng.uniform(-half_d + margin, half_d - margin), z]
+
+    if setup in ("ceiling", "lamps"):
+        for _ in range(rng.integers(1, 4)):
+            colour = 0.6 + 0.4 * rng.uniform(0, 1, 3)
+            lights.append(dict(kind="point", position=somewhere(0.3, rng.uniform(1.5, height - 0.2)),
+                               intensity=(rng.uniform(2, 15) * colour).tolist()))
+    if setup == "ceiling":
+        for _ in range(rng.integers(1, 3)):
+            size = rng.uniform(0.2, 0.6)
+            lights.append(dict(kind="area", centre=somewhere(0.6, height - 0.01), scale=[size, size, 1],
+                               radiance=(rng.uniform(3, 15) * np.ones(3)).tolist()))
+    if setup == "spots":
+        for _ in range(rng.integers(1, 4)):
+            corner = [rng.choice([-1, 1]) * (half_w - 0.2), rng.choice([-1, 1]) * (half_d - 0.2), height - 0.2]
+            colour = 0.6 + 0.4 * rng.uniform(0, 1, 3)
+            lights.append(dict(kind="spot", position=corner, target=[*rng.uniform(-1, 1, 2), 0.0],
+                               cutoff=float(rng.uniform(25, 50)), intensity=(rng.uniform(10, 40) * colour).tolist()))
+    if setup == "sun":
+        elevation, azimuth = np.radians(rng.uniform(25, 70)), rng.uniform(0, 2 * np.pi)
+        direction = -np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                               np.sin(elevation)])
+        lights.append(dict(kind="directional", direction=direction.tolist(),
+                           irradiance=(rng.uniform(2, 6) * np.array([1.0, 0.95, 0.85])).tolist()))
+    if not closed or rng.uniform() < 0.3:
+        colour = 0.7 + 0.3 * rng.uniform(0, 1, 3)
+        lights.append(dict(kind="constant", radiance=(rng.uniform(0.2, 1.5) * colour).tolist()))
+    return lights
 
 
 def _look_at(origin: np.ndarray, target: np.ndarray, world_up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -120,18 +258,20 @@ def intrinsics(width: int, height: int, hfov_deg: float) -> np.ndarray:
     return np.array([[f, 0, width / 2 - 0.5], [0, f, height / 2 - 0.5], [0, 0, 1]])
 
 
-def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSettings) -> dict:
+def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSettings,
+                 style: SceneStyle = SCENE_STYLES["train"]) -> dict:
     """A plain-numpy description of one scene: shapes, lights, cameras (no Mitsuba objects)."""
     half_w, half_d = rng.uniform(2.0, 3.5, 2)
     height = rng.uniform(2.5, 3.2)
-    closed = rng.uniform() < 0.5
+    lighting = _choose(rng, style.lighting)
+    closed = lighting != "sun" and rng.uniform() < 0.5  # sunlight needs an open room
     shapes = []
 
     def rect(centre, rotation, scale, material):
         shapes.append(dict(kind="rectangle", centre=centre, rotation=rotation, scale=scale, material=material))
 
-    floor = _random_material(rng, textured_p=0.7, metal_p=0.05)
-    wall = _random_material(rng, textured_p=0.3, metal_p=0.0)
+    floor = _random_material(rng, style, metal_p=0.05, textured_p=0.7, mixed_p=0.1)
+    wall = _random_material(rng, style, metal_p=0.0, textured_p=0.3, mixed_p=0.0)
     rect([0, 0, 0], (0, [1, 0, 0]), [half_w, half_d, 1], floor)
     walls = [([half_w, 0, height / 2], (90, [0, 1, 0]), [height / 2, half_d, 1]),
              ([-half_w, 0, height / 2], (90, [0, 1, 0]), [height / 2, half_d, 1]),
@@ -139,53 +279,17 @@ def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSetting
              ([0, -half_d, height / 2], (90, [1, 0, 0]), [half_w, height / 2, 1])]
     keep = range(4) if closed else rng.choice(4, size=rng.integers(1, 4), replace=False)
     for i in keep:
-        rect(*walls[i], wall if rng.uniform() < 0.7 else _random_material(rng, 0.3, 0.0))
+        rect(*walls[i], wall if rng.uniform() < 0.7 else _random_material(rng, style, 0.0, 0.3, 0.0))
     if closed:
-        rect([0, 0, height], (0, [1, 0, 0]), [half_w, half_d, 1], _random_material(rng, 0.1, 0.0))
-
-    # Objects stand on the floor near the middle so every camera sees most of them.
-    for _ in range(rng.integers(4, 11)):
-        size = rng.uniform(0.15, 0.55)
-        xy = rng.uniform(-1.3, 1.3, 2)
-        material = _random_material(rng)
-        kind = ["cube", "sphere", "cylinder", "disk"][rng.choice(4, p=[0.4, 0.35, 0.2, 0.05])]
-        if kind == "cube":
-            sz = size * rng.uniform(0.5, 1.0, 3)
-            shapes.append(dict(kind="cube", centre=[*xy, sz[2]], rotation=(rng.uniform(0, 90), [0, 0, 1]),
-                               scale=sz, material=material))
-        elif kind == "sphere":
-            shapes.append(dict(kind="sphere", centre=[*xy, size], rotation=(0, [0, 0, 1]), scale=[size] * 3,
-                               material=material))
-        elif kind == "cylinder":
-            h = rng.uniform(0.3, 1.2)
-            shapes.append(dict(kind="cylinder", centre=[*xy, 0], rotation=(0, [0, 0, 1]),
-                               scale=[size * 0.6, size * 0.6, h],
-                               material=material))
-        else:
-            shapes.append(dict(kind="disk", centre=[*xy, rng.uniform(0.3, 1.5)],
-                               rotation=(rng.uniform(-40, 40), [1, 0, 0]),
-                               scale=[size] * 3, material=material))
-
-    lights = []
-    for _ in range(rng.integers(1, 4)):
-        pos = [rng.uniform(-half_w + 0.3, half_w - 0.3), rng.uniform(-half_d + 0.3, half_d - 0.3),
-               rng.uniform(1.5, height - 0.2)]
-        colour = 0.6 + 0.4 * rng.uniform(0, 1, 3)
-        lights.append(dict(kind="point", position=pos, intensity=(rng.uniform(2, 15) * colour).tolist()))
-    for _ in range(rng.integers(0, 3) if closed else rng.integers(0, 2)):
-        size = rng.uniform(0.2, 0.6)
-        pos = [rng.uniform(-half_w + 0.6, half_w - 0.6), rng.uniform(-half_d + 0.6, half_d - 0.6), height - 0.01]
-        lights.append(dict(kind="area", centre=pos, scale=[size, size, 1],
-                           radiance=(rng.uniform(3, 15) * np.ones(3)).tolist()))
-    if not closed or rng.uniform() < 0.3:
-        colour = 0.7 + 0.3 * rng.uniform(0, 1, 3)
-        lights.append(dict(kind="constant", radiance=(rng.uniform(0.2, 1.5) * colour).tolist()))
+        rect([0, 0, height], (0, [1, 0, 0]), [half_w, half_d, 1], _random_material(rng, style, 0.0, 0.1, 0.0))
+    shapes += _objects(rng, style)
+    lights = _lights(rng, lighting, half_w, half_d, height, closed)
 
     # Cameras on an arc around a target among the objects: real parallax between views.
     target = np.array([*rng.uniform(-0.6, 0.6, 2), rng.uniform(0.2, 0.7)])
     azimuth0 = rng.uniform(0, 2 * np.pi)
     spread = np.radians(rng.uniform(8, 22))
-    distance = rng.uniform(1.8, 3.0)
+    distance = rng.uniform(*style.camera_distance)
     hfov = rng.uniform(55, 75)
     poses = []
     for v in range(n_views):
@@ -197,7 +301,7 @@ def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSetting
         origin[2] = rng.uniform(1.0, 1.9)
         poses.append(_look_at(origin, target + rng.normal(0, 0.1, 3)))
     K = intrinsics(settings.width, settings.height, hfov)
-    return dict(shapes=shapes, lights=lights, poses=np.stack(poses), K=K, hfov=hfov)
+    return dict(shapes=shapes, lights=lights, poses=np.stack(poses), K=K, hfov=hfov, lighting=lighting)
 
 
 # ---------------------------------------------------------------- Mitsuba scenes
@@ -303,19 +407,30 @@ def _transform(mi, shape: dict):
     return (mi.ScalarTransform4f().translate(shape["centre"]).rotate(axis, angle).scale(shape["scale"]))
 
 
+def _texture(mi, value: float | np.ndarray) -> dict:
+    """A Mitsuba texture of a constant or an [S, S(, 3)] array (exact values: raw, nearest)."""
+    if np.ndim(value) == 0:
+        return {"type": "rgb", "value": [float(value)] * 3}
+    array = np.asarray(value, np.float32)
+    return {"type": "bitmap", "bitmap": mi.Bitmap(array if array.ndim == 3 else array[..., None]), "raw": True,
+            "filter_type": "nearest"}
+
+
 def _bsdf(mi, material: Material, maps_pass: bool, diffuse_only: bool) -> dict:
     """The shape's BSDF; in the maps pass, a diffuse whose reflectance is (roughness, metallic, 0)."""
     if maps_pass:
-        maps = [material.roughness, material.metallic, 0.0]
-        inner = {"type": "diffuse", "reflectance": {"type": "rgb", "value": maps}}
+        rough, metal = np.broadcast_arrays(material.roughness, material.metallic)
+        maps = np.stack([rough, metal, np.zeros_like(rough)], -1) if rough.ndim else \
+            np.array([float(rough), float(metal), 0.0])
+        inner = {"type": "diffuse", "reflectance": _texture(mi, maps) if maps.ndim == 3 else
+                 {"type": "rgb", "value": maps.tolist()}}
     else:
-        if material.base_colour.ndim == 1:
-            base = {"type": "rgb", "value": material.base_colour.tolist()}
-        else:
-            base = {"type": "bitmap", "bitmap": mi.Bitmap(material.base_colour), "raw": True, "filter_type": "nearest"}
+        base = _texture(mi, material.base_colour) if np.ndim(material.base_colour) == 3 else \
+            {"type": "rgb", "value": np.asarray(material.base_colour).tolist()}
+        scalar = lambda v: float(v) if np.ndim(v) == 0 else _texture(mi, v)  # noqa: E731
         inner = ({"type": "diffuse", "reflectance": base} if diffuse_only else
-                 {"type": "principled", "base_color": base, "roughness": material.roughness,
-                  "metallic": material.metallic})
+                 {"type": "principled", "base_color": base, "roughness": scalar(material.roughness),
+                  "metallic": scalar(material.metallic)})
     return {"type": "twosided", "bsdf": inner}
 
 
@@ -349,6 +464,14 @@ def scene_dict(mi, scene: dict, settings: RenderSettings, maps_pass: bool) -> di
             down = mi.ScalarTransform4f().translate(light["centre"]).rotate([1, 0, 0], 180).scale(light["scale"])
             out[f"light{i}"] = {"type": "rectangle", "to_world": down,
                                 "emitter": {"type": "area", "radiance": {"type": "rgb", "value": light["radiance"]}}}
+        elif light["kind"] == "spot":
+            aim = mi.ScalarTransform4f().look_at(origin=light["position"], target=light["target"], up=[0, 0, 1])
+            out[f"light{i}"] = {"type": "spot", "to_world": aim, "cutoff_angle": light["cutoff"],
+                                "beam_width": light["cutoff"] * 0.75,
+                                "intensity": {"type": "rgb", "value": light["intensity"]}}
+        elif light["kind"] == "directional":
+            out[f"light{i}"] = {"type": "directional", "direction": light["direction"],
+                                "irradiance": {"type": "rgb", "value": light["irradiance"]}}
         else:
             out[f"light{i}"] = {"type": "constant", "radiance": {"type": "rgb", "value": light["radiance"]}}
     return out
@@ -357,11 +480,12 @@ def scene_dict(mi, scene: dict, settings: RenderSettings, maps_pass: bool) -> di
 # ---------------------------------------------------------------- rendering
 
 
-def render_scene(seed: int, index: int, n_views: int, settings: RenderSettings) -> dict[str, np.ndarray]:
+def render_scene(seed: int, index: int, n_views: int, settings: RenderSettings,
+                 style: SceneStyle = SCENE_STYLES["train"]) -> dict[str, np.ndarray]:
     """Render scene `index` of the data set `seed` with `n_views` views; returns the stored arrays."""
     mi = _mitsuba()
     rng = np.random.default_rng([seed, index])
-    desc = random_scene(rng, n_views, settings)
+    desc = random_scene(rng, n_views, settings, style)
     main = mi.load_dict(scene_dict(mi, desc, settings, maps_pass=False))
     maps = mi.load_dict(scene_dict(mi, desc, settings, maps_pass=True))
     render_seed = int(rng.integers(2**31))
@@ -415,7 +539,7 @@ def scene_views(seed: int, index: int, min_views: int, max_views: int) -> int:
 
 
 def generate(out_dir: str | Path, scenes: int, min_views: int, max_views: int, seed: int, settings: RenderSettings,
-             first: int = 0) -> list[Path]:
+             first: int = 0, style: str = "train") -> list[Path]:
     """Render `scenes` scenes into `out_dir/scene_XXXXX.npz`; existing files are kept (resumable).
 
     Raises:
@@ -425,6 +549,8 @@ def generate(out_dir: str | Path, scenes: int, min_views: int, max_views: int, s
 
     if not 1 <= min_views <= max_views:
         raise SyntheticDataError(f"views must satisfy 1 <= min <= max, got {min_views}..{max_views}")
+    if style not in SCENE_STYLES:
+        raise SyntheticDataError(f"unknown scene style {style!r}; choose from {', '.join(SCENE_STYLES)}")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -434,7 +560,8 @@ def generate(out_dir: str | Path, scenes: int, min_views: int, max_views: int, s
     for index in tqdm(range(first, first + scenes), desc="scenes", unit="scene"):
         path = out / f"scene_{index:05d}.npz"
         if not path.exists():
-            arrays = render_scene(seed, index, scene_views(seed, index, min_views, max_views), settings)
+            arrays = render_scene(seed, index, scene_views(seed, index, min_views, max_views), settings,
+                                  SCENE_STYLES[style])
             tmp = path.with_suffix(".tmp.npz")
             np.savez_compressed(tmp, **{k: v for k, v in arrays.items() if k != "linear_rgb"})
             tmp.rename(path)

@@ -150,7 +150,9 @@ class StreamingEngine:
             when `backend` is given.
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
         dtype: 'fp32' | 'bf16' | 'fp16' (autocast on the device).
-        long_side: network input long side in pixels (capped at 1024, floored to multiples of 14).
+        long_side: network input long side in pixels (capped at 1024, floored to multiples of 14);
+            required, because a bare network does not know the size its weights were trained at
+            (LoadedModel.native_long_side does).
         normal_convention: camera frame of the model's normal output ('opencv' = REP 103 optical,
             'opengl'); maps always leave in the optical frame.
         backend: what runs the network instead of eager torch (see NetworkBackend).
@@ -161,7 +163,7 @@ class StreamingEngine:
     """
 
     def __init__(
-        self, model: MVInverse | None, device: str = "cpu", dtype: str = "fp32", long_side: int = 518,
+        self, model: MVInverse | None, *, long_side: int, device: str = "cpu", dtype: str = "fp32",
         normal_convention: str = "opencv", backend: NetworkBackend | None = None,
     ):
         self.device = resolve_device(device)

@@ -1,7 +1,9 @@
 """Evaluation runs for the model and trivial baselines.
 
 Held-out synthetic scenes give material metrics and multi-view consistency; real RGB-D sequences
-give temporal reprojection consistency.
+give temporal reprojection consistency. Spreads (the standard deviation of a map over a frame's
+valid pixels) show whether a head varies within scenes at all; the ground truth's spread is reported
+beside them.
 
 Methods:
 - multi-view: the model on all frames of a window at once (what the robot runs);
@@ -25,6 +27,7 @@ from mvinverse_ros.types import CameraModel, MaterialMaps
 
 METHODS = ("multi-view", "single-view", "image-as-albedo", "constant")
 CONSISTENCY_KEYS = ("albedo", "roughness", "metallic", "shading")
+SPREAD_KEYS = ("metallic", "roughness")
 
 
 def constant_maps(image: np.ndarray, albedo: np.ndarray | None = None) -> MaterialMaps:
@@ -87,6 +90,7 @@ def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHOD
     if not paths:
         raise FileNotFoundError(f"no scene_*.npz in {folder}")
     acc = {m: _Accumulator() for m in methods}
+    truth = _Accumulator()
     for path in paths:
         scene = load_scene(path)
         images = [np.round(im * 255).astype(np.uint8) for im in scene["rgb"]]
@@ -104,10 +108,17 @@ def evaluate_synthetic(folder: str | Path, model, long_side: int, methods=METHOD
                 acc[method].values["metallic_rmse"].append(metrics.rmse(m.metallic, scene["metallic"][v], mask))
                 acc[method].values["roughness_rmse"].append(metrics.rmse(m.roughness, scene["roughness"][v], mask))
                 acc[method].values["shading_rmse"].append(metrics.rmse(m.shading, scene["shading"][v], mask))
+                shading_aligned = metrics.scale_aligned(m.shading, scene["shading"][v], mask)
+                acc[method].values["shading_si_rmse"].append(metrics.rmse(shading_aligned, scene["shading"][v], mask))
+                for key in SPREAD_KEYS:
+                    acc[method].values[f"{key}_spread"].append(float(getattr(m, key)[mask].std()))
                 for key, value in metrics.normal_errors(m.normal, scene["normal"][v], mask).items():
                     acc[method].values[key].append(value)
             acc[method].add_consistency("multiview", maps, pairs)
-    return {m: a.result() for m, a in acc.items()}
+        for v, mask in enumerate(scene["valid"]):
+            for key in SPREAD_KEYS:
+                truth.values[f"{key}_spread"].append(float(scene[key][v][mask].std()))
+    return {**{m: a.result() for m, a in acc.items()}, "ground truth": truth.result()}
 
 
 def evaluate_sequence(folder: str | Path, model, long_side: int, window: int = 4, size: tuple[int, int] = (160, 120),

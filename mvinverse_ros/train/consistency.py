@@ -30,6 +30,7 @@ from mvinverse_ros.datasets.images import image_paths, read_rgb
 from mvinverse_ros.datasets.rgbd import load_rgbd_frames
 from mvinverse_ros.geometry.correspondence import Correspondence, optical_flow, reprojection
 from mvinverse_ros.model import load_model, save_checkpoint
+from mvinverse_ros.model.checkpoint import LONG_SIDE_KEY
 from mvinverse_ros.params import PerceptionParams, load_params
 from mvinverse_ros.train.losses import masked_mse
 from mvinverse_ros.train.trainer import LOG_FILE, MODEL_FILE, pick_device
@@ -272,5 +273,6 @@ def finetune(source: str | Path, checkpoint: str, out_dir: str | Path, config: F
         log(f"step {step} loss {record['loss']:.5f} (warp {parts['warp']:.5f}, anchor {parts['anchor']:.5f})")
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_checkpoint(model, out / MODEL_FILE, loaded.preset,
-                            {"step": step, "kind": "consistency", "started_from": loaded.source})
+                            {"step": step, "kind": "consistency", "started_from": loaded.source,
+                             LONG_SIDE_KEY: str(max(size))})
     return history

@@ -7,6 +7,7 @@ state, param groups in metadata) and `log.jsonl` (one line of loss terms per log
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mvinverse_ros.model import build_model, save_checkpoint
+from mvinverse_ros.model.checkpoint import LONG_SIDE_KEY
 from mvinverse_ros.train.losses import material_loss
 from mvinverse_ros.datasets.synthetic import SyntheticDataError
 
@@ -26,6 +28,12 @@ OPTIMIZER_FILE = "last.optim.safetensors"
 LOG_FILE = "log.jsonl"
 ENCODER_MODULES = ("encoder", "res_encoder")  # per-frame feature extractors (DINOv2 / ResNeXt)
 SCRATCH_LAYER_SCALE = 0.1
+# Gradient norm clip: with Adam at full rate from step 0, early updates killed the roughness head's
+# ReLUs (the earlier bundled model's roughness logit was 0.09 at every pixel); warm-up and clipping
+# keep the first steps small.
+CLIP_NORM = 1.0
+FINAL_LR_FRACTION = 0.1
+SPREAD_KEYS = ("metallic", "roughness")  # logged per step: a head whose spread stays ~0 has collapsed
 
 
 def init_from_scratch(model: torch.nn.Module) -> None:
@@ -50,8 +58,15 @@ class TrainConfig:
         steps: total optimizer steps (a resumed run continues up to this number).
         batch_size: scenes per step; every scene in a step gets the same number of views.
         min_views, max_views: views per scene are drawn in this range (clipped to what a scene has).
-        lr: Adam learning rate.
+        lr: Adam's peak learning rate (linear warm-up over `lr_warmup` steps, then cosine decay
+            to a tenth at `steps`).
+        lr_warmup: steps of the learning-rate warm-up.
         albedo_warmup: steps of plain albedo MSE before the scale-invariant albedo loss.
+        albedo_anchor: weight of the plain albedo MSE kept beside the scale-invariant one.
+        bounded_weight: weight of the metallic and roughness terms, whose cues (highlights, tinted
+            reflections) are a few pixels wide against the normal, albedo and shading terms that
+            pull the shared trunk. The bundled model used 4 after step 750 (see its model card).
+        no_gradient: maps trained without the multi-scale gradient term (see losses.material_loss).
         crop: (width, height) random crop in pixels (multiples of 14), or None for full frames.
         checkpoint_every: steps between checkpoints (and one at the end).
         freeze_encoders: train only the decoder and heads.
@@ -66,7 +81,11 @@ class TrainConfig:
     min_views: int = 2
     max_views: int = 4
     lr: float = 3e-4
+    lr_warmup: int = 300
     albedo_warmup: int = 200
+    albedo_anchor: float = 0.1
+    bounded_weight: float = 1.0
+    no_gradient: tuple[str, ...] = ()
     crop: tuple[int, int] | None = None
     checkpoint_every: int = 25
     freeze_encoders: bool = False
@@ -83,6 +102,10 @@ class SceneSampler:
         self.refresh()
         if not self.paths:
             raise SyntheticDataError(f"no scene_*.npz in {folder}; run `mvinverse-ros generate {folder}` first")
+
+    def long_side(self) -> int:
+        """The scenes' frame long side: crops keep the pixel scale, so this is the size to run the weights at."""
+        return max(self._scene(self.paths[0])["rgb"].shape[1:3])
 
     def refresh(self) -> None:
         """Pick up scenes written since (a generator may still be filling the folder)."""
@@ -129,8 +152,20 @@ class SceneSampler:
 
 
 def flatten_views(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """[B,N,H,W,C] maps -> [B*N,H,W,C]."""
-    return {k: v.flatten(0, 1) for k, v in pred.items() if v.ndim == 5}
+    """[B,N,H,W,C] maps and [B,N,C,H,W] logits -> [B*N,H,W,C]."""
+    return {k: (v.flatten(0, 1).permute(0, 2, 3, 1) if k.endswith("_logits") else v.flatten(0, 1))
+            for k, v in pred.items() if v.ndim == 5}
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to `config.lr`, then cosine decay to FINAL_LR_FRACTION of it at `config.steps`.
+
+    A function of the step alone, so a resumed run continues the same schedule.
+    """
+    if step < config.lr_warmup:
+        return config.lr * (step + 1) / config.lr_warmup
+    progress = min(1.0, (step - config.lr_warmup) / max(1, config.steps - config.lr_warmup))
+    return config.lr * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, path: Path, step: int) -> None:
@@ -206,20 +241,27 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, resume
         images, targets, mask = sampler.sample(rng, config.batch_size, n_views, config.crop)
         images, mask = images.to(device), mask.to(device)
         targets = {k: v.to(device) for k, v in targets.items()}
-        pred = flatten_views(model(images))
-        loss, parts = material_loss(pred, targets, mask, scale_invariant_albedo=step >= config.albedo_warmup)
+        pred = flatten_views(model(images, return_logits=True))
+        loss, parts = material_loss(pred, targets, mask, scale_invariant_albedo=step >= config.albedo_warmup,
+                                    albedo_anchor=config.albedo_anchor, bounded_weight=config.bounded_weight,
+                                    no_gradient=config.no_gradient)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
         optimizer.step()
         step += 1
-        record = {"step": step, "loss": float(loss.detach()), "views": n_views,
-                  "seconds": round(time.time() - started, 1), **parts}
+        spreads = {f"{k}_spread": float(pred[k].detach()[mask].std()) for k in SPREAD_KEYS}
+        record = {"step": step, "loss": float(loss.detach()), "views": n_views, "lr": optimizer.param_groups[0]["lr"],
+                  "seconds": round(time.time() - started, 1), **parts, **spreads}
         history.append(record)
         with open(out / LOG_FILE, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         log(f"step {step} loss {record['loss']:.4f} ({n_views} views, {record['seconds']} s)")
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(model, out / MODEL_FILE, preset, {"step": step, "kind": "supervised"})
+            save_checkpoint(model, out / MODEL_FILE, preset,
+                            {"step": step, "kind": "supervised", LONG_SIDE_KEY: str(sampler.long_side())})
             save_optimizer(optimizer, out / OPTIMIZER_FILE, step)
             sampler.refresh()
     return history
