@@ -5,6 +5,7 @@ import argparse
 
 from mvinverse_ros.cli.common import EXIT_CODES, add_params_arguments, params_from_args, report_error
 from mvinverse_ros.datasets.synthetic import SCENE_STYLES
+from mvinverse_ros.types import MAP_NAMES
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -97,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--bounded-weight", type=float, default=1.0,
                     help="weight of the metallic and roughness loss terms (the paper: 1)")
     tr.add_argument("--no-gradient", nargs="+", default=[], metavar="MAP",
-                    choices=["albedo", "metallic", "roughness", "shading"],
+                    choices=[name for name in MAP_NAMES if name != "normal"],
                     help="maps trained without the multi-scale gradient loss term")
     tr.add_argument("--crop", type=_size, default=None, help="random crop WIDTHxHEIGHT (multiples of 14)")
     tr.add_argument("--checkpoint-every", type=int, default=25)

@@ -162,7 +162,7 @@ def _random_material(rng: np.random.Generator, style: SceneStyle, metal_p: float
     second = _plain_material(rng, style, max(metal_p, 0.5), 0.0)
     t = _pattern(rng, binary=True)
     colour = _blend(np.broadcast_to(first.base_colour, (*t.shape, 3)), second.base_colour, t)
-    return Material(colour.astype(np.float32), (first.roughness * (1 - t) + second.roughness * t).astype(np.float32),
+    return Material(colour, (first.roughness * (1 - t) + second.roughness * t).astype(np.float32),
                     (first.metallic * (1 - t) + second.metallic * t).astype(np.float32))
 
 
@@ -301,7 +301,7 @@ def random_scene(rng: np.random.Generator, n_views: int, settings: RenderSetting
         origin[2] = rng.uniform(1.0, 1.9)
         poses.append(_look_at(origin, target + rng.normal(0, 0.1, 3)))
     K = intrinsics(settings.width, settings.height, hfov)
-    return dict(shapes=shapes, lights=lights, poses=np.stack(poses), K=K, hfov=hfov, lighting=lighting)
+    return dict(shapes=shapes, lights=lights, poses=np.stack(poses), K=K, hfov=hfov)
 
 
 # ---------------------------------------------------------------- Mitsuba scenes
@@ -407,11 +407,16 @@ def _transform(mi, shape: dict):
     return (mi.ScalarTransform4f().translate(shape["centre"]).rotate(axis, angle).scale(shape["scale"]))
 
 
-def _texture(mi, value: float | np.ndarray) -> dict:
-    """A Mitsuba texture of a constant or an [S, S(, 3)] array (exact values: raw, nearest)."""
-    if np.ndim(value) == 0:
-        return {"type": "rgb", "value": [float(value)] * 3}
+def _texture(mi, value: float | np.ndarray) -> float | dict:
+    """A Mitsuba parameter of a material property: a scalar, an RGB constant, or an [S, S(, 3)] texture.
+
+    Textures keep exact values (raw, nearest), so the maps pass reproduces them.
+    """
     array = np.asarray(value, np.float32)
+    if array.ndim == 0:
+        return float(array)
+    if array.ndim == 1:
+        return {"type": "rgb", "value": array.tolist()}
     return {"type": "bitmap", "bitmap": mi.Bitmap(array if array.ndim == 3 else array[..., None]), "raw": True,
             "filter_type": "nearest"}
 
@@ -420,17 +425,12 @@ def _bsdf(mi, material: Material, maps_pass: bool, diffuse_only: bool) -> dict:
     """The shape's BSDF; in the maps pass, a diffuse whose reflectance is (roughness, metallic, 0)."""
     if maps_pass:
         rough, metal = np.broadcast_arrays(material.roughness, material.metallic)
-        maps = np.stack([rough, metal, np.zeros_like(rough)], -1) if rough.ndim else \
-            np.array([float(rough), float(metal), 0.0])
-        inner = {"type": "diffuse", "reflectance": _texture(mi, maps) if maps.ndim == 3 else
-                 {"type": "rgb", "value": maps.tolist()}}
+        inner = {"type": "diffuse", "reflectance": _texture(mi, np.stack([rough, metal, np.zeros_like(rough)], -1))}
     else:
-        base = _texture(mi, material.base_colour) if np.ndim(material.base_colour) == 3 else \
-            {"type": "rgb", "value": np.asarray(material.base_colour).tolist()}
-        scalar = lambda v: float(v) if np.ndim(v) == 0 else _texture(mi, v)  # noqa: E731
+        base = _texture(mi, material.base_colour)
         inner = ({"type": "diffuse", "reflectance": base} if diffuse_only else
-                 {"type": "principled", "base_color": base, "roughness": scalar(material.roughness),
-                  "metallic": scalar(material.metallic)})
+                 {"type": "principled", "base_color": base, "roughness": _texture(mi, material.roughness),
+                  "metallic": _texture(mi, material.metallic)})
     return {"type": "twosided", "bsdf": inner}
 
 

@@ -94,11 +94,9 @@ def material_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
     parts: dict[str, torch.Tensor] = {}
     for key in MATERIAL_KEYS:
         p, t = pred[key], target[key]
+        weight = bounded_weight if key in LOGIT_KEYS else 1.0
         if key in LOGIT_KEYS:
-            parts[f"{key}_bce"] = bounded_weight * masked_bce(pred[f"{key}_logits"], t, mask)
-            if key not in no_gradient:
-                parts[f"{key}_grad"] = bounded_weight * gradient_loss(p, t, mask)
-            continue
+            parts[f"{key}_bce"] = weight * masked_bce(pred[f"{key}_logits"], t, mask)
         elif key == "albedo" and scale_invariant_albedo:
             if albedo_anchor:
                 parts["albedo_anchor"] = albedo_anchor * masked_mse(p, t, mask)
@@ -107,7 +105,7 @@ def material_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
         else:
             parts[f"{key}_mse"] = masked_mse(p, t, mask)
         if key not in no_gradient:
-            parts[f"{key}_grad"] = gradient_loss(p, t, mask)
+            parts[f"{key}_grad"] = weight * gradient_loss(p, t, mask)
     parts["normal_cos"] = cosine_normal_loss(pred["normal"], target["normal"], mask)
     total = torch.stack(list(parts.values())).sum()
     return total, {k: float(v.detach()) for k, v in parts.items()}

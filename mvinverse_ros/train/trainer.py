@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from mvinverse_ros.model import build_model, save_checkpoint
 from mvinverse_ros.model.checkpoint import LONG_SIDE_KEY
-from mvinverse_ros.train.losses import material_loss
+from mvinverse_ros.train.losses import LOGIT_KEYS, material_loss
 from mvinverse_ros.datasets.synthetic import SyntheticDataError
 
 MODEL_FILE = "last.safetensors"
@@ -33,7 +33,6 @@ SCRATCH_LAYER_SCALE = 0.1
 # keep the first steps small.
 CLIP_NORM = 1.0
 FINAL_LR_FRACTION = 0.1
-SPREAD_KEYS = ("metallic", "roughness")  # logged per step: a head whose spread stays ~0 has collapsed
 
 
 def init_from_scratch(model: torch.nn.Module) -> None:
@@ -252,7 +251,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, resume
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
         optimizer.step()
         step += 1
-        spreads = {f"{k}_spread": float(pred[k].detach()[mask].std()) for k in SPREAD_KEYS}
+        # A bounded head whose spread over valid pixels stays ~0 has collapsed to one value.
+        spreads = {f"{k}_spread": float(pred[k].detach()[mask].std()) for k in LOGIT_KEYS}
         record = {"step": step, "loss": float(loss.detach()), "views": n_views, "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(time.time() - started, 1), **parts, **spreads}
         history.append(record)
